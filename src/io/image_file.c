@@ -1,0 +1,175 @@
+#include "io/image_file.h"
+
+#include <errno.h>
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <jpeglib.h>
+#include <png.h>
+
+#include "io/bmp.h"
+
+enum { MAX_IMAGE_PIXELS = 1 << 28 };
+
+static fa_status ensure_image(fa_image_t *image, int width, int height, fa_error_t *error)
+{
+    if (image->data && image->width == width && image->height == height && image->channels == 3)
+        return FA_OK;
+    fa_image_release(image);
+    return fa_image_allocate(image, width, height, 3, error);
+}
+
+int fa_image_file_is_supported(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    if (!dot) return 0;
+    static const char *const extensions[] = {".jpg", ".jpeg", ".png", ".bmp"};
+    for (size_t i = 0; i < sizeof extensions / sizeof *extensions; i++)
+        if (strcasecmp(dot, extensions[i]) == 0) return 1;
+    return 0;
+}
+
+typedef struct jpeg_failure {
+    struct jpeg_error_mgr manager;
+    jmp_buf jump;
+    char message[JMSG_LENGTH_MAX];
+} jpeg_failure_t;
+
+static void jpeg_fail(j_common_ptr info)
+{
+    jpeg_failure_t *failure = (jpeg_failure_t *)info->err;
+    failure->manager.format_message(info, failure->message);
+    longjmp(failure->jump, 1);
+}
+
+static void jpeg_silence(j_common_ptr info, int level) { (void)info, (void)level; }
+
+static fa_status read_jpeg(FILE *file, const char *path, fa_image_t *image, fa_error_t *error)
+{
+    struct jpeg_decompress_struct info;
+    jpeg_failure_t failure;
+    info.err = jpeg_std_error(&failure.manager);
+    failure.manager.error_exit = jpeg_fail;
+    failure.manager.emit_message = jpeg_silence;
+    unsigned char *volatile gray_row = NULL;
+    if (setjmp(failure.jump)) {
+        jpeg_destroy_decompress(&info);
+        free(gray_row);
+        return fa_error_set(error, FA_ERROR_INPUT, "%s: bad JPEG: %s", path, failure.message);
+    }
+    jpeg_create_decompress(&info);
+    jpeg_stdio_src(&info, file);
+    jpeg_read_header(&info, TRUE);
+    int gray = info.num_components == 1;
+    /* As OpenCV: libjpeg-turbo converts straight to BGR; gray is replicated afterwards. */
+    info.out_color_space = gray ? JCS_GRAYSCALE : JCS_EXT_BGR;
+    if (info.image_width * (unsigned long)info.image_height > MAX_IMAGE_PIXELS) {
+        jpeg_destroy_decompress(&info);
+        return fa_error_set(error, FA_ERROR_INPUT, "%s: image too large", path);
+    }
+    jpeg_start_decompress(&info);
+    fa_status status = ensure_image(image, (int)info.output_width, (int)info.output_height, error);
+    if (status != FA_OK) {
+        jpeg_destroy_decompress(&info);
+        return status;
+    }
+    if (gray) gray_row = malloc(info.output_width);
+    while (info.output_scanline < info.output_height) {
+        JSAMPROW row = image->data + (ptrdiff_t)info.output_scanline * image->stride;
+        if (gray) {
+            JSAMPROW target = gray_row;
+            jpeg_read_scanlines(&info, &target, 1);
+            for (unsigned x = 0; x < info.output_width; x++)
+                row[3 * x] = row[3 * x + 1] = row[3 * x + 2] = gray_row[x];
+        } else {
+            jpeg_read_scanlines(&info, &row, 1);
+        }
+    }
+    jpeg_finish_decompress(&info);
+    jpeg_destroy_decompress(&info);
+    free(gray_row);
+    return FA_OK;
+}
+
+static void png_fail(png_structp png, png_const_charp message)
+{
+    char *out = png_get_error_ptr(png);
+    snprintf(out, 200, "%s", message);
+    png_longjmp(png, 1);
+}
+
+static void png_silence(png_structp png, png_const_charp message) { (void)png, (void)message; }
+
+static fa_status read_png(FILE *file, const char *path, fa_image_t *image, fa_error_t *error)
+{
+    char message[200] = "unknown error";
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, message, png_fail, png_silence);
+    png_infop info = png ? png_create_info_struct(png) : NULL;
+    if (!png || !info) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return fa_error_set(error, FA_ERROR_INPUT, "%s: bad PNG: %s", path, message);
+    }
+    png_init_io(png, file);
+    png_read_info(png, info);
+    png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+    if ((unsigned long)width * height > MAX_IMAGE_PIXELS) {
+        png_destroy_read_struct(&png, &info, NULL);
+        return fa_error_set(error, FA_ERROR_INPUT, "%s: image too large", path);
+    }
+    /* To 8-bit BGR like imread(IMREAD_COLOR): 16-bit keeps the high byte, alpha is dropped. */
+    png_set_strip_16(png);
+    png_set_strip_alpha(png);
+    png_set_palette_to_rgb(png);
+    png_set_expand_gray_1_2_4_to_8(png);
+    png_set_gray_to_rgb(png);
+    png_set_bgr(png);
+    png_read_update_info(png, info);
+    fa_status status = ensure_image(image, (int)width, (int)height, error);
+    if (status == FA_OK) {
+        for (png_uint_32 y = 0; y < height; y++)
+            png_read_row(png, image->data + (ptrdiff_t)y * image->stride, NULL);
+        png_read_end(png, NULL);
+    }
+    png_destroy_read_struct(&png, &info, NULL);
+    return status;
+}
+
+fa_status fa_image_file_read(const char *path, fa_image_t *image, fa_error_t *error)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file) return fa_error_set(error, FA_ERROR_IO, "%s: %s", path, strerror(errno));
+    unsigned char magic[8] = {0};
+    size_t got = fread(magic, 1, sizeof magic, file);
+    rewind(file);
+    fa_status status;
+    if (got >= 3 && magic[0] == 0xff && magic[1] == 0xd8 && magic[2] == 0xff) {
+        status = read_jpeg(file, path, image, error);
+    } else if (got == 8 && png_sig_cmp(magic, 0, 8) == 0) {
+        status = read_png(file, path, image, error);
+    } else if (got >= 2 && magic[0] == 'B' && magic[1] == 'M') {
+        fa_image_t decoded;
+        status = fa_bmp_read(path, &decoded, error);
+        if (status == FA_OK) status = ensure_image(image, decoded.width, decoded.height, error);
+        if (status == FA_OK) {
+            for (int y = 0; y < decoded.height; y++)
+                for (int x = 0; x < decoded.width; x++)
+                    for (int c = 0; c < 3; c++)
+                        image->data[y * image->stride + 3 * x + c] =
+                            decoded.data[y * decoded.stride + decoded.channels * x +
+                                         (decoded.channels == 3 ? c : 0)];
+        }
+        fa_image_release(&decoded);
+    } else {
+        status = fa_error_set(error, FA_ERROR_INPUT,
+                              "%s: not an image faceau can read (JPEG, PNG or BMP)", path);
+    }
+    fclose(file);
+    return status;
+}

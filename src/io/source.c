@@ -1,0 +1,263 @@
+/* Frame sources: video through FFmpeg's libraries, converted to BGR the way OpenCV 4.6's FFmpeg
+ * backend does (sws_scale, SWS_BICUBIC, same size), so frames match what OpenFace saw; single
+ * images; folders of images in name order. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <libavcodec/avcodec.h>
+#include <libavformat/avformat.h>
+#include <libavutil/imgutils.h>
+#include <libswscale/swscale.h>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "io/image_file.h"
+
+typedef struct video_state {
+    AVFormatContext *format;
+    AVCodecContext *decoder;
+    AVPacket *packet;
+    AVFrame *decoded;
+    struct SwsContext *scaler;
+    int stream_index;
+    int draining, finished;
+    double fps;
+} video_state_t;
+
+struct fa_source {
+    fa_source_kind kind;
+    char path[4096];
+    fa_image_t frame;
+    long frames_read;
+    video_state_t video;
+    char **files; /* image folder: sorted names */
+    int file_count;
+};
+
+static fa_status av_failure(fa_error_t *error, const char *path, const char *what, int code)
+{
+    char reason[AV_ERROR_MAX_STRING_SIZE] = {0};
+    av_strerror(code, reason, sizeof reason);
+    return fa_error_set(error, FA_ERROR_INPUT, "%s: %s: %s", path, what, reason);
+}
+
+static fa_status open_video(fa_source_t *source, fa_error_t *error)
+{
+    video_state_t *video = &source->video;
+    const char *path = source->path;
+    av_log_set_level(AV_LOG_QUIET); /* the library never prints */
+    int code = avformat_open_input(&video->format, path, NULL, NULL);
+    if (code < 0) {
+        if (code == AVERROR(ENOENT) || code == AVERROR(EACCES))
+            return fa_error_set(error, FA_ERROR_IO, "%s: %s", path, strerror(AVUNERROR(code)));
+        return av_failure(error, path, "cannot open as a video", code);
+    }
+    code = avformat_find_stream_info(video->format, NULL);
+    if (code < 0) return av_failure(error, path, "cannot read stream information", code);
+    const AVCodec *codec = NULL;
+    video->stream_index = av_find_best_stream(video->format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (video->stream_index < 0 || !codec)
+        return fa_error_set(error, FA_ERROR_INPUT, "%s: no decodable video stream", path);
+    AVStream *stream = video->format->streams[video->stream_index];
+    video->decoder = avcodec_alloc_context3(codec);
+    video->packet = av_packet_alloc();
+    video->decoded = av_frame_alloc();
+    if (!video->decoder || !video->packet || !video->decoded)
+        return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    code = avcodec_parameters_to_context(video->decoder, stream->codecpar);
+    if (code >= 0) code = avcodec_open2(video->decoder, codec, NULL);
+    if (code < 0) return av_failure(error, path, "cannot open the decoder", code);
+    AVRational rate = av_guess_frame_rate(video->format, stream, NULL);
+    video->fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
+    return FA_OK;
+}
+
+static void close_video(video_state_t *video)
+{
+    sws_freeContext(video->scaler);
+    av_frame_free(&video->decoded);
+    av_packet_free(&video->packet);
+    avcodec_free_context(&video->decoder);
+    avformat_close_input(&video->format);
+}
+
+/* Converts the decoded frame into source->frame (BGR). */
+static fa_status convert_frame(fa_source_t *source, fa_error_t *error)
+{
+    video_state_t *video = &source->video;
+    AVFrame *decoded = video->decoded;
+    if (decoded->width <= 0 || decoded->height <= 0)
+        return fa_error_set(error, FA_ERROR_INPUT, "%s: frame without size", source->path);
+    if (!source->frame.data || source->frame.width != decoded->width ||
+        source->frame.height != decoded->height) {
+        fa_image_release(&source->frame);
+        fa_status status =
+            fa_image_allocate(&source->frame, decoded->width, decoded->height, 3, error);
+        if (status != FA_OK) return status;
+    }
+    video->scaler = sws_getCachedContext(video->scaler, decoded->width, decoded->height,
+                                         (enum AVPixelFormat)decoded->format, decoded->width,
+                                         decoded->height, AV_PIX_FMT_BGR24, SWS_BICUBIC, NULL,
+                                         NULL, NULL);
+    if (!video->scaler)
+        return fa_error_set(error, FA_ERROR_INPUT, "%s: unsupported pixel format %d",
+                            source->path, decoded->format);
+    uint8_t *planes[4] = {source->frame.data, NULL, NULL, NULL};
+    int strides[4] = {(int)source->frame.stride, 0, 0, 0};
+    sws_scale(video->scaler, (const uint8_t *const *)decoded->data, decoded->linesize, 0,
+              decoded->height, planes, strides);
+    return FA_OK;
+}
+
+static fa_status read_video_frame(fa_source_t *source, fa_error_t *error)
+{
+    video_state_t *video = &source->video;
+    for (;;) {
+        if (video->finished) return FA_ERROR_END;
+        int code = avcodec_receive_frame(video->decoder, video->decoded);
+        if (code == 0) {
+            fa_status status = convert_frame(source, error);
+            av_frame_unref(video->decoded);
+            return status;
+        }
+        if (code == AVERROR_EOF) {
+            video->finished = 1;
+            return FA_ERROR_END;
+        }
+        if (code != AVERROR(EAGAIN)) return av_failure(error, source->path, "decoding", code);
+        if (video->draining) {
+            video->finished = 1;
+            return FA_ERROR_END;
+        }
+        code = av_read_frame(video->format, video->packet);
+        if (code < 0) {
+            /* End of file or a damaged tail: flush what the decoder holds, then stop. */
+            video->draining = 1;
+            avcodec_send_packet(video->decoder, NULL);
+            continue;
+        }
+        if (video->packet->stream_index == video->stream_index) {
+            code = avcodec_send_packet(video->decoder, video->packet);
+            /* A corrupt packet is skipped as OpenCV does; the next one may decode. */
+            (void)code;
+        }
+        av_packet_unref(video->packet);
+    }
+}
+
+static int compare_names(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static fa_status open_directory(fa_source_t *source, fa_error_t *error)
+{
+    DIR *directory = opendir(source->path);
+    if (!directory) return fa_error_set(error, FA_ERROR_IO, "%s: %s", source->path, strerror(errno));
+    int capacity = 0;
+    fa_status status = FA_OK;
+    for (struct dirent *entry; (entry = readdir(directory));) {
+        if (!fa_image_file_is_supported(entry->d_name)) continue;
+        if (source->file_count == capacity) {
+            capacity = capacity ? 2 * capacity : 64;
+            char **grown = realloc(source->files, sizeof(char *) * (size_t)capacity);
+            if (!grown) {
+                status = fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+                break;
+            }
+            source->files = grown;
+        }
+        source->files[source->file_count] = strdup(entry->d_name);
+        if (!source->files[source->file_count++]) {
+            status = fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+            break;
+        }
+    }
+    closedir(directory);
+    if (status != FA_OK) return status;
+    if (source->file_count == 0)
+        return fa_error_set(error, FA_ERROR_INPUT, "%s: no images (.jpg, .png, .bmp) in folder",
+                            source->path);
+    qsort(source->files, (size_t)source->file_count, sizeof(char *), compare_names);
+    return FA_OK;
+}
+
+fa_status fa_source_open(const char *path, fa_source_kind kind, fa_source_t **out,
+                         fa_error_t *error)
+{
+    *out = NULL;
+    if (!path) return fa_error_set(error, FA_ERROR_ARGUMENT, "no input path");
+    fa_source_t *source = calloc(1, sizeof *source);
+    if (!source) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    source->kind = kind;
+    snprintf(source->path, sizeof source->path, "%s", path);
+    struct stat info;
+    fa_status status = FA_OK;
+    if (stat(path, &info) != 0) {
+        status = fa_error_set(error, FA_ERROR_IO, "%s: %s", path, strerror(errno));
+    } else if (kind == FA_SOURCE_DIRECTORY) {
+        status = S_ISDIR(info.st_mode) ? open_directory(source, error)
+                                       : fa_error_set(error, FA_ERROR_INPUT,
+                                                      "%s: not a folder", path);
+    } else if (S_ISDIR(info.st_mode)) {
+        status = fa_error_set(error, FA_ERROR_INPUT, "%s: is a folder (use -fdir)", path);
+    } else if (kind == FA_SOURCE_VIDEO) {
+        status = open_video(source, error);
+    } else if (kind != FA_SOURCE_IMAGE) {
+        status = fa_error_set(error, FA_ERROR_ARGUMENT, "unknown source kind %d", (int)kind);
+    }
+    if (status != FA_OK) {
+        fa_source_close(source);
+        return status;
+    }
+    *out = source;
+    return FA_OK;
+}
+
+void fa_source_close(fa_source_t *source)
+{
+    if (!source) return;
+    if (source->kind == FA_SOURCE_VIDEO) close_video(&source->video);
+    for (int i = 0; i < source->file_count; i++) free(source->files[i]);
+    free(source->files);
+    fa_image_release(&source->frame);
+    free(source);
+}
+
+fa_status fa_source_read(fa_source_t *source, const fa_image_t **frame, double *timestamp,
+                         fa_error_t *error)
+{
+    fa_status status;
+    if (source->kind == FA_SOURCE_VIDEO) {
+        status = read_video_frame(source, error);
+        if (status == FA_OK && timestamp)
+            *timestamp = source->video.fps > 0 ? (double)source->frames_read / source->video.fps
+                                               : 0.0;
+    } else {
+        const char *path = source->path;
+        char joined[4096 + 256];
+        if (source->kind == FA_SOURCE_DIRECTORY) {
+            if (source->frames_read >= source->file_count) return FA_ERROR_END;
+            status = fa_path_join(joined, sizeof joined, source->path,
+                                  source->files[source->frames_read], error);
+            if (status != FA_OK) return status;
+            path = joined;
+        } else if (source->frames_read > 0) {
+            return FA_ERROR_END;
+        }
+        status = fa_image_file_read(path, &source->frame, error);
+        if (timestamp) *timestamp = 0.0; /* OpenFace writes 0 for image sequences */
+    }
+    if (status != FA_OK) return status;
+    source->frames_read++;
+    *frame = &source->frame;
+    return FA_OK;
+}
+
+double fa_source_fps(const fa_source_t *source)
+{
+    return source->kind == FA_SOURCE_VIDEO ? source->video.fps : 0.0;
+}

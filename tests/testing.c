@@ -1,0 +1,177 @@
+#include "testing.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+int test_checks_failed, test_checks_passed;
+
+int test_finish(const char *name)
+{
+    printf("%s: %d passed, %d failed\n", name, test_checks_passed, test_checks_failed);
+    return test_checks_failed ? 1 : 0;
+}
+
+const char *test_shared_path(const char *relative)
+{
+    static char buffers[8][4096];
+    static int next;
+    char *out = buffers[next++ % 8];
+    const char *root = getenv("FACEAU_SHARED");
+    if (!root || !root[0]) root = FACEAU_SHARED_DIR;
+    snprintf(out, 4096, "%s/%s", root, relative);
+    return out;
+}
+
+const char *test_models_dir(void)
+{
+    const char *models = getenv("FACEAU_MODELS");
+    if (models && models[0]) return models;
+    return test_shared_path("models/openface");
+}
+
+static char *read_text(const char *path)
+{
+    FILE *file = fopen(path, "rb");
+    if (!file) return NULL;
+    fseek(file, 0, SEEK_END);
+    long size = ftell(file);
+    fseek(file, 0, SEEK_SET);
+    char *text = malloc((size_t)size + 1);
+    if (text && fread(text, 1, (size_t)size, file) != (size_t)size) {
+        free(text);
+        text = NULL;
+    }
+    if (text) text[size] = '\0';
+    fclose(file);
+    return text;
+}
+
+static char *trim(char *s)
+{
+    while (*s == ' ' || *s == '\t') s++;
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\r' || s[n - 1] == '\n')) s[--n] = '\0';
+    return s;
+}
+
+int test_csv_load(const char *path, test_csv_t *csv)
+{
+    memset(csv, 0, sizeof *csv);
+    char *text = read_text(path);
+    if (!text) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return -1;
+    }
+    char *save_line = NULL;
+    char *line = strtok_r(text, "\n", &save_line);
+    if (!line) {
+        free(text);
+        return -1;
+    }
+    int capacity = 16;
+    csv->names = malloc(sizeof(char *) * (size_t)capacity);
+    char *save_field = NULL;
+    for (char *field = strtok_r(line, ",", &save_field); field;
+         field = strtok_r(NULL, ",", &save_field)) {
+        if (csv->columns == capacity) {
+            capacity *= 2;
+            csv->names = realloc(csv->names, sizeof(char *) * (size_t)capacity);
+        }
+        csv->names[csv->columns++] = strdup(trim(field));
+    }
+    int row_capacity = 64;
+    csv->values = malloc(sizeof(double) * (size_t)row_capacity * (size_t)csv->columns);
+    while ((line = strtok_r(NULL, "\n", &save_line))) {
+        if (!trim(line)[0]) continue;
+        if (csv->rows == row_capacity) {
+            row_capacity *= 2;
+            csv->values = realloc(csv->values,
+                                  sizeof(double) * (size_t)row_capacity * (size_t)csv->columns);
+        }
+        double *row = csv->values + (size_t)csv->rows * (size_t)csv->columns;
+        int column = 0;
+        for (char *field = strtok_r(line, ",", &save_field); field && column < csv->columns;
+             field = strtok_r(NULL, ",", &save_field))
+            row[column++] = strtod(field, NULL);
+        while (column < csv->columns) row[column++] = NAN;
+        csv->rows++;
+    }
+    free(text);
+    return 0;
+}
+
+int test_csv_column(const test_csv_t *csv, const char *name)
+{
+    for (int i = 0; i < csv->columns; i++)
+        if (strcmp(csv->names[i], name) == 0) return i;
+    return -1;
+}
+
+double test_csv_value(const test_csv_t *csv, int row, int column)
+{
+    return csv->values[(size_t)row * (size_t)csv->columns + (size_t)column];
+}
+
+void test_csv_free(test_csv_t *csv)
+{
+    for (int i = 0; i < csv->columns; i++) free(csv->names[i]);
+    free(csv->names);
+    free(csv->values);
+    memset(csv, 0, sizeof *csv);
+}
+
+int test_hog_load(const char *path, test_hog_t *hog)
+{
+    memset(hog, 0, sizeof *hog);
+    FILE *file = fopen(path, "rb");
+    if (!file) {
+        fprintf(stderr, "cannot read %s\n", path);
+        return -1;
+    }
+    fseek(file, 0, SEEK_END);
+    long size = ftell(file);
+    fseek(file, 0, SEEK_SET);
+    const long record = 16 + 4L * FA_HOG_SIZE;
+    hog->frames = (int)(size / record);
+    hog->success = malloc(sizeof(float) * (size_t)hog->frames);
+    hog->values = malloc(sizeof(float) * (size_t)hog->frames * FA_HOG_SIZE);
+    for (int f = 0; f < hog->frames; f++) {
+        int header[3];
+        if (fread(header, 4, 3, file) != 3 || fread(&hog->success[f], 4, 1, file) != 1 ||
+            fread(hog->values + (size_t)f * FA_HOG_SIZE, 4, FA_HOG_SIZE, file) != FA_HOG_SIZE ||
+            header[0] != 12 || header[1] != 12 || header[2] != 31) {
+            fclose(file);
+            test_hog_free(hog);
+            return -1;
+        }
+    }
+    fclose(file);
+    return 0;
+}
+
+void test_hog_free(test_hog_t *hog)
+{
+    free(hog->success);
+    free(hog->values);
+    memset(hog, 0, sizeof *hog);
+}
+
+double test_pearson(const double *a, const double *b, int n)
+{
+    double ma = 0, mb = 0;
+    for (int i = 0; i < n; i++) {
+        ma += a[i];
+        mb += b[i];
+    }
+    ma /= n;
+    mb /= n;
+    double sab = 0, saa = 0, sbb = 0;
+    for (int i = 0; i < n; i++) {
+        sab += (a[i] - ma) * (b[i] - mb);
+        saa += (a[i] - ma) * (a[i] - ma);
+        sbb += (b[i] - mb) * (b[i] - mb);
+    }
+    if (saa == 0 || sbb == 0) return (saa == sbb) ? 1.0 : 0.0;
+    return sab / sqrt(saa * sbb);
+}

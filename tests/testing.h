@@ -1,0 +1,66 @@
+/* A small test harness: checks count failures, main() returns non-zero if any failed, and
+ * helpers read OpenFace's reference outputs in ../shared/data. */
+#ifndef FACEAU_TESTING_H
+#define FACEAU_TESTING_H
+
+#include <stddef.h>
+#include <stdio.h>
+
+#include "faceau.h"
+
+extern int test_checks_failed, test_checks_passed;
+
+#define CHECK(condition, ...)                                                                   \
+    do {                                                                                       \
+        if (condition) {                                                                       \
+            test_checks_passed++;                                                              \
+        } else {                                                                               \
+            test_checks_failed++;                                                              \
+            fprintf(stderr, "%s:%d: check failed: %s: ", __FILE__, __LINE__, #condition);      \
+            fprintf(stderr, __VA_ARGS__);                                                      \
+            fputc('\n', stderr);                                                               \
+        }                                                                                      \
+    } while (0)
+
+#define CHECK_OK(call)                                                                         \
+    do {                                                                                       \
+        fa_error_t check_error_ = {0};                                                         \
+        fa_status check_status_ = (call);                                                      \
+        (void)check_error_;                                                                    \
+        CHECK(check_status_ == FA_OK, "status %d", (int)check_status_);                        \
+    } while (0)
+
+/* Prints the summary and returns the process exit code. */
+int test_finish(const char *name);
+
+/* Path of a file below the shared folder (models/, data/): $FACEAU_SHARED or the build's
+ * default (../shared beside the repository). Returns a static buffer per call slot. */
+const char *test_shared_path(const char *relative);
+const char *test_models_dir(void); /* $FACEAU_MODELS or <shared>/models/openface */
+
+/* An OpenFace CSV read whole: the header's column names and all rows as doubles. */
+typedef struct test_csv {
+    int columns, rows;
+    char **names;
+    double *values; /* rows * columns */
+} test_csv_t;
+
+int test_csv_load(const char *path, test_csv_t *csv);
+int test_csv_column(const test_csv_t *csv, const char *name); /* -1 if absent */
+double test_csv_value(const test_csv_t *csv, int row, int column);
+void test_csv_free(test_csv_t *csv);
+
+/* An OpenFace .hog file: per frame a success flag and FA_HOG_SIZE floats. */
+typedef struct test_hog {
+    int frames;
+    float *success; /* +1 / -1 */
+    float *values;  /* frames * FA_HOG_SIZE */
+} test_hog_t;
+
+int test_hog_load(const char *path, test_hog_t *hog);
+void test_hog_free(test_hog_t *hog);
+
+/* Pearson correlation of two series. */
+double test_pearson(const double *a, const double *b, int n);
+
+#endif
