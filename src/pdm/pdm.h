@@ -1,0 +1,37 @@
+/* OpenFace's point distribution model (PDM): loading, 3D/2D shapes and CalcParams (fitting the
+ * global and local parameters to 2D landmarks), float32 throughout as OpenFace computes them
+ * (PIPELINE_SPEC §3). */
+#ifndef FACEAU_PDM_PDM_H
+#define FACEAU_PDM_PDM_H
+
+#include <stddef.h>
+
+#include "core/error.h"
+
+typedef struct fa_pdm {
+    int point_count; /* 68 */
+    int mode_count;  /* 34 */
+    float *mean_shape;  /* 3 * point_count: X0..X67, Y0..Y67, Z0..Z67 */
+    float *components;  /* (3 * point_count) x mode_count, row-major */
+    float *eigenvalues; /* mode_count */
+} fa_pdm_t;
+
+/* Parses an OpenFace PDM text file held in memory; name is used in messages. */
+fa_status fa_pdm_parse(const char *data, size_t size, const char *name, fa_pdm_t *pdm,
+                       fa_error_t *error);
+fa_status fa_pdm_load(const char *path, fa_pdm_t *pdm, fa_error_t *error);
+void fa_pdm_release(fa_pdm_t *pdm);
+
+/* shape = mean + components * params_local (3 * point_count values, X block, Y block, Z block). */
+void fa_pdm_shape_3d(const fa_pdm_t *pdm, const float *params_local, float *shape);
+
+/* 2D landmarks (x0..x67, y0..y67) of params under weak perspective projection. */
+void fa_pdm_shape_2d(const fa_pdm_t *pdm, const float params_global[6], const float *params_local,
+                     float *landmarks);
+
+/* OpenFace's PDM::CalcParams on 2D landmarks (x0..x67, y0..y67), with all its quirks (§3.5).
+ * No allocation. */
+void fa_pdm_calc_params(const fa_pdm_t *pdm, const float *landmarks, float params_global[6],
+                        float *params_local);
+
+#endif
