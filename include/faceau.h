@@ -203,9 +203,9 @@ fa_status fa_output_open(const char *out_dir, const char *stem, unsigned flags,
 fa_status fa_output_write_frame(fa_output_t *output, const fa_frame_result_t *result,
                                 const fa_image_t *aligned, fa_error_t *error);
 
-/* Rewrites the AU columns with the post-processed series (as OpenFace does after the last
- * frame) and closes the files. With complete = 0 (interrupted run) the rows written so far are
- * kept as they are. fa_output_close is always to be called after. */
+/* After the last frame: flushes the files and rewrites the CSV's AU columns with the
+ * post-processed series, as OpenFace does (atomically: a temporary file renamed over the CSV).
+ * series may be NULL (an interrupted run keeps its per-frame rows). Then call fa_output_close. */
 fa_status fa_output_finish(fa_output_t *output, const fa_au_series_t *series, fa_error_t *error);
 void fa_output_close(fa_output_t *output);
 

@@ -1,3 +1,319 @@
-#include "faceau.h"
+/* faceau: the command-line program, a thin client of include/faceau.h. It takes OpenFace's
+ * FeatureExtraction flags so that existing scripts keep working. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
-int main(void) { puts("faceau " FA_VERSION_STRING); return 0; }
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "faceau.h"
+
+enum { EXIT_USAGE = 2, MAX_INPUTS = 4096 };
+
+typedef struct input {
+    const char *path;
+    fa_source_kind kind;
+    const char *landmarks; /* --landmarks-from for this input, or NULL */
+} input_t;
+
+typedef struct options {
+    input_t inputs[MAX_INPUTS];
+    int input_count;
+    const char *out_dir;
+    const char *models_dir;
+    unsigned flags;
+    int quiet;
+    fa_settings_t settings;
+} options_t;
+
+static volatile sig_atomic_t interrupted;
+
+__attribute__((format(printf, 3, 4))) static fa_status fail(fa_error_t *error, fa_status status,
+                                                            const char *format, ...)
+{
+    error->status = status;
+    va_list arguments;
+    va_start(arguments, format);
+    vsnprintf(error->message, sizeof error->message, format, arguments);
+    va_end(arguments);
+    return status;
+}
+
+static void on_signal(int signal_number) { interrupted = signal_number; }
+
+static void usage(FILE *out)
+{
+    fputs("usage: faceau -f VIDEO [-f VIDEO ...] [-fdir FOLDER] -out_dir DIR\n"
+          "              [--landmarks-from CSV] [-aus] [-pdmparams] [-2Dfp] [-hogalign]\n"
+          "              [-simalign] [-simscale S] [-simsize N] [-nomask] [-g] [-au_static]\n"
+          "              [--models DIR] [-q]\n"
+          "Computes OpenFace 2.2's facial Action Units. Writes DIR/<name>.csv and, when asked\n"
+          "(or when no output flag is given), DIR/<name>.hog and DIR/<name>_aligned/.\n"
+          "  -f VIDEO              a video file (repeat for several)\n"
+          "  -fdir FOLDER          a folder of images, read in name order as one sequence\n"
+          "  --landmarks-from CSV  68 landmarks per frame from an OpenFace-style CSV (columns\n"
+          "                        frame, success, x_0..x_67, y_0..y_67); applies to the\n"
+          "                        input given before it\n"
+          "  --models DIR          OpenFace's model folder (holding AU_predictors/ and model/);\n"
+          "                        default: $FACEAU_MODELS\n"
+          "  -q                    no progress line\n",
+          out);
+}
+
+/* OpenFace flags faceau accepts but does not act on yet; scripts pass them routinely. */
+static int is_ignored_openface_flag(const char *flag, int *takes_value)
+{
+    static const char *const plain[] = {"-gaze", "-pose", "-3Dfp", "-tracked", "-verbose",
+                                        "-nobadaligned", "-wild", "-multi_view", "-vis-track",
+                                        "-vis-hog", "-vis-align", "-vis-aus"};
+    static const char *const valued[] = {"-mloc", "-fx", "-fy", "-cx", "-cy", "-oc", "-of",
+                                         "-device", "-format_aligned", "-format_vis_image"};
+    for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
+        if (strcmp(flag, plain[i]) == 0) return (*takes_value = 0), 1;
+    for (size_t i = 0; i < sizeof valued / sizeof *valued; i++)
+        if (strcmp(flag, valued[i]) == 0) return (*takes_value = 1), 1;
+    return 0;
+}
+
+static int parse_arguments(int argc, char **argv, options_t *options)
+{
+    memset(options, 0, sizeof *options);
+    fa_default_settings(&options->settings);
+    int scale_set = 0, size_set = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *arg = argv[i];
+        const char *value = i + 1 < argc ? argv[i + 1] : NULL;
+        int takes_value = 0;
+        if (strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0) {
+            usage(stdout);
+            exit(0);
+        } else if (strcmp(arg, "--version") == 0) {
+            printf("faceau %s\n", FA_VERSION_STRING);
+            exit(0);
+        } else if (strcmp(arg, "-f") == 0 || strcmp(arg, "-fdir") == 0) {
+            if (!value) goto missing;
+            if (options->input_count == MAX_INPUTS) {
+                fprintf(stderr, "faceau: too many inputs (at most %d)\n", MAX_INPUTS);
+                return 0;
+            }
+            input_t *input = &options->inputs[options->input_count++];
+            input->path = value;
+            input->kind = strcmp(arg, "-f") == 0 ? FA_SOURCE_VIDEO : FA_SOURCE_DIRECTORY;
+            i++;
+        } else if (strcmp(arg, "--landmarks-from") == 0) {
+            if (!value) goto missing;
+            if (options->input_count == 0) {
+                fprintf(stderr, "faceau: --landmarks-from must follow the -f it belongs to\n");
+                return 0;
+            }
+            options->inputs[options->input_count - 1].landmarks = value;
+            i++;
+        } else if (strcmp(arg, "-out_dir") == 0) {
+            if (!value) goto missing;
+            options->out_dir = value, i++;
+        } else if (strcmp(arg, "--models") == 0) {
+            if (!value) goto missing;
+            options->models_dir = value, i++;
+        } else if (strcmp(arg, "-aus") == 0) {
+            options->flags |= FA_OUTPUT_AUS;
+        } else if (strcmp(arg, "-pdmparams") == 0) {
+            options->flags |= FA_OUTPUT_PDM_PARAMS;
+        } else if (strcmp(arg, "-2Dfp") == 0) {
+            options->flags |= FA_OUTPUT_LANDMARKS_2D;
+        } else if (strcmp(arg, "-hogalign") == 0) {
+            options->flags |= FA_OUTPUT_HOG;
+        } else if (strcmp(arg, "-simalign") == 0) {
+            options->flags |= FA_OUTPUT_ALIGNED;
+        } else if (strcmp(arg, "-simscale") == 0 || strcmp(arg, "-simsize") == 0) {
+            if (!value) goto missing;
+            char *end = NULL;
+            double number = strtod(value, &end);
+            if (end == value || *end || !(number > 0) || number > 4096) {
+                fprintf(stderr, "faceau: bad value for %s: %s\n", arg, value);
+                return 0;
+            }
+            if (arg[4] == 'c') options->settings.aligned_scale = (float)number, scale_set = 1;
+            else options->settings.aligned_size = (int)number, size_set = 1;
+            i++;
+        } else if (strcmp(arg, "-nomask") == 0) {
+            options->settings.aligned_mask = 0;
+        } else if (strcmp(arg, "-g") == 0) {
+            options->settings.aligned_gray = 1;
+        } else if (strcmp(arg, "-au_static") == 0) {
+            options->settings.au_static = 1;
+        } else if (strcmp(arg, "-q") == 0) {
+            options->quiet = 1;
+        } else if (is_ignored_openface_flag(arg, &takes_value)) {
+            if (takes_value && !value) goto missing;
+            fprintf(stderr, "faceau: note: %s is accepted for OpenFace compatibility but not used\n",
+                    arg);
+            i += takes_value;
+        } else {
+            fprintf(stderr, "faceau: unknown option %s (see faceau --help)\n", arg);
+            return 0;
+        }
+        continue;
+    missing:
+        fprintf(stderr, "faceau: %s needs a value\n", arg);
+        return 0;
+    }
+    /* As OpenFace: -simsize alone keeps the face the same size relative to the image. */
+    if (size_set && !scale_set)
+        options->settings.aligned_scale = (float)(options->settings.aligned_size * (0.7 / 112.0));
+    if (options->flags == 0) options->flags = FA_OUTPUT_ALL;
+    if (options->input_count == 0 || !options->out_dir) {
+        fprintf(stderr, "faceau: give at least one input (-f or -fdir) and -out_dir\n");
+        return 0;
+    }
+    return 1;
+}
+
+/* The file name without folder and extension: OpenFace's output name. */
+static void input_stem(const char *path, char *stem, size_t size)
+{
+    size_t length = strlen(path);
+    while (length > 1 && path[length - 1] == '/') length--;
+    const char *start = path;
+    for (size_t i = 0; i < length; i++)
+        if (path[i] == '/') start = path + i + 1;
+    size_t stem_length = (size_t)(path + length - start);
+    const char *dot = NULL;
+    for (const char *p = start; p < path + length; p++)
+        if (*p == '.') dot = p;
+    if (dot && dot > start) stem_length = (size_t)(dot - start);
+    if (stem_length >= size) stem_length = size - 1;
+    memcpy(stem, start, stem_length);
+    stem[stem_length] = '\0';
+}
+
+typedef struct run {
+    fa_source_t *source;
+    fa_landmark_file_t *landmarks;
+    fa_session_t *session;
+    fa_output_t *output;
+} run_t;
+
+static void close_run(run_t *run)
+{
+    fa_output_close(run->output);
+    fa_session_destroy(run->session);
+    fa_landmark_file_close(run->landmarks);
+    fa_source_close(run->source);
+}
+
+static double seconds_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+static fa_status process_frames(run_t *run, const options_t *options, const char *name,
+                                long *frames, fa_error_t *error)
+{
+    int progress = !options->quiet && isatty(STDERR_FILENO);
+    double start = seconds_now();
+    for (;;) {
+        const fa_image_t *frame;
+        double timestamp;
+        fa_status status = fa_source_read(run->source, &frame, &timestamp, error);
+        if (status == FA_ERROR_END) break;
+        if (status != FA_OK) return status;
+        fa_landmarks_t landmarks;
+        status = fa_landmark_file_get(run->landmarks, (int)(*frames + 1), &landmarks, error);
+        fa_frame_result_t result;
+        if (status == FA_OK)
+            status = fa_session_process(run->session, frame, timestamp, &landmarks, &result, error);
+        const fa_image_t *aligned = NULL;
+        if (status == FA_OK && (options->flags & FA_OUTPUT_ALIGNED))
+            status = fa_session_aligned_output(run->session, frame, &result, &aligned, error);
+        if (status == FA_OK) status = fa_output_write_frame(run->output, &result, aligned, error);
+        if (status != FA_OK) return status;
+        ++*frames;
+        if (progress && *frames % 10 == 0)
+            fprintf(stderr, "\r%s: %ld frames, %.0f frames/s ", name, *frames,
+                    (double)*frames / (seconds_now() - start));
+        if (interrupted)
+            return fail(error, FA_ERROR_INPUT, "%s: interrupted after frame %ld", name, *frames);
+    }
+    if (progress) fputc('\n', stderr);
+    return FA_OK;
+}
+
+static fa_status process_input(const input_t *input, const options_t *options,
+                               const fa_models_t *models, fa_error_t *error)
+{
+    run_t run = {0};
+    char stem[1024];
+    input_stem(input->path, stem, sizeof stem);
+    long frames = 0;
+    fa_status status = fa_source_open(input->path, input->kind, &run.source, error);
+    if (status == FA_OK && !input->landmarks)
+        status = fail(error, FA_ERROR_ARGUMENT,
+                      "%s: no landmarks: this version needs --landmarks-from CSV "
+                      "(the built-in face tracker comes next)", input->path);
+    if (status == FA_OK) status = fa_landmark_file_open(input->landmarks, &run.landmarks, error);
+    if (status == FA_OK) status = fa_session_create(models, &options->settings, &run.session, error);
+    if (status == FA_OK)
+        status = fa_output_open(options->out_dir, stem, options->flags, models, &run.output, error);
+    if (status == FA_OK) status = process_frames(&run, options, stem, &frames, error);
+    fa_au_series_t series;
+    if (status == FA_OK && frames == 0)
+        status = fail(error, FA_ERROR_INPUT, "%s: no frame could be decoded", input->path);
+    if (status == FA_OK) status = fa_session_postprocess(run.session, &series, error);
+    if (status == FA_OK) status = fa_output_finish(run.output, &series, error);
+    if (status == FA_OK && !options->quiet)
+        fprintf(stderr, "%s: %ld frames -> %s\n", input->path, frames,
+                fa_output_csv_path(run.output));
+    else if (status != FA_OK && run.output)
+        fprintf(stderr, "faceau: %s: incomplete output: %ld frames written to %s\n", input->path,
+                frames, fa_output_csv_path(run.output));
+    close_run(&run);
+    return status;
+}
+
+int main(int argc, char **argv)
+{
+    options_t *options = malloc(sizeof *options);
+    if (!options) return 1;
+    if (!parse_arguments(argc, argv, options)) {
+        free(options);
+        return EXIT_USAGE;
+    }
+    const char *models_dir = options->models_dir ? options->models_dir : getenv("FACEAU_MODELS");
+    if (!models_dir || !models_dir[0]) {
+        fprintf(stderr, "faceau: where are OpenFace's models? Give --models DIR or set "
+                        "FACEAU_MODELS (see README)\n");
+        free(options);
+        return EXIT_USAGE;
+    }
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    fa_error_t error = {0};
+    fa_models_t *models = NULL;
+    if (fa_models_load(models_dir, &options->settings, &models, &error) != FA_OK) {
+        fprintf(stderr, "faceau: cannot load models: %s\n", error.message);
+        free(options);
+        return 10 + (int)error.status;
+    }
+    int failures = 0, exit_code = 0;
+    for (int i = 0; i < options->input_count && !interrupted; i++) {
+        fa_error_t input_error = {0};
+        fa_status status = process_input(&options->inputs[i], options, models, &input_error);
+        if (status != FA_OK) {
+            fprintf(stderr, "faceau: %s\n", input_error.message);
+            failures++;
+            if (!exit_code) exit_code = 10 + (int)status;
+        }
+    }
+    if (options->input_count > 1)
+        fprintf(stderr, "faceau: %d of %d inputs done, %d failed\n",
+                options->input_count - failures, options->input_count, failures);
+    fa_models_free(models);
+    free(options);
+    if (interrupted) return 128 + interrupted;
+    return exit_code;
+}

@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "core/error.h"
+#include "core/image.h"
 
 fa_status fa_image_allocate(fa_image_t *image, int width, int height, int channels,
                             fa_error_t *error)
@@ -27,4 +28,24 @@ void fa_image_release(fa_image_t *image)
     if (!image) return;
     free(image->data);
     memset(image, 0, sizeof *image);
+}
+
+void fa_image_bgr_to_gray(const fa_image_t *bgr, fa_image_t *gray)
+{
+    /* OpenCV's fixed-point BGR2GRAY for 8-bit: weights 0.114, 0.587, 0.299 in 14 bits. */
+    enum { SHIFT = 14, BLUE = 1868, GREEN = 9617, RED = 4899 };
+    for (int y = 0; y < bgr->height; y++) {
+        const uint8_t *in = bgr->data + (ptrdiff_t)y * bgr->stride;
+        uint8_t *out = gray->data + (ptrdiff_t)y * gray->stride;
+        for (int x = 0; x < bgr->width; x++, in += 3)
+            out[x] = (uint8_t)((in[0] * BLUE + in[1] * GREEN + in[2] * RED + (1 << (SHIFT - 1))) >>
+                               SHIFT);
+    }
+}
+
+void fa_image_fill(fa_image_t *image, uint8_t value)
+{
+    for (int y = 0; y < image->height; y++)
+        memset(image->data + (ptrdiff_t)y * image->stride, value,
+               (size_t)image->width * (size_t)image->channels);
 }

@@ -1,0 +1,238 @@
+/* Outputs in OpenFace's formats: the CSV (RecorderCSV's columns, ", " separators and decimals),
+ * the post-processing rewrite of its AU columns (FaceAnalyser::PostprocessOutputFile, including
+ * the doubled space it leaves before untouched fields), .hog records and aligned-face BMPs. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/error.h"
+#include "core/file.h"
+#include "io/bmp.h"
+
+enum { PATH_SIZE = 4096 };
+
+struct fa_output {
+    unsigned flags;
+    const fa_models_t *models;
+    char csv_path[PATH_SIZE], hog_path[PATH_SIZE], aligned_dir[PATH_SIZE];
+    FILE *csv, *hog;
+    long rows;
+    int au_columns_begin; /* index of the first AU column, -1 without AUs */
+};
+
+static fa_status make_directory(const char *path, fa_error_t *error)
+{
+    if (mkdir(path, 0777) == 0 || errno == EEXIST) {
+        struct stat info;
+        if (stat(path, &info) == 0 && S_ISDIR(info.st_mode)) return FA_OK;
+    }
+    return fa_error_set(error, FA_ERROR_IO, "%s: cannot create folder: %s", path, strerror(errno));
+}
+
+static fa_status join_stem(char *out, const char *dir, const char *stem, const char *suffix,
+                           fa_error_t *error)
+{
+    int written = snprintf(out, PATH_SIZE, "%s/%s%s", dir, stem, suffix);
+    if (written < 0 || written >= PATH_SIZE)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "output path too long: %s/%s", dir, stem);
+    return FA_OK;
+}
+
+static int write_header(fa_output_t *output)
+{
+    FILE *csv = output->csv;
+    fputs("frame, face_id, timestamp, confidence, success", csv);
+    int column = 5;
+    if (output->flags & FA_OUTPUT_LANDMARKS_2D) {
+        for (int i = 0; i < FA_NUM_LANDMARKS; i++) fprintf(csv, ", x_%d", i);
+        for (int i = 0; i < FA_NUM_LANDMARKS; i++) fprintf(csv, ", y_%d", i);
+        column += 2 * FA_NUM_LANDMARKS;
+    }
+    if (output->flags & FA_OUTPUT_PDM_PARAMS) {
+        fputs(", p_scale, p_rx, p_ry, p_rz, p_tx, p_ty", csv);
+        for (int i = 0; i < FA_NUM_PDM_MODES; i++) fprintf(csv, ", p_%d", i);
+        column += 6 + FA_NUM_PDM_MODES;
+    }
+    output->au_columns_begin = -1;
+    if (output->flags & FA_OUTPUT_AUS) {
+        output->au_columns_begin = column;
+        for (int i = 0; i < fa_models_au_count(output->models, FA_AU_INTENSITY); i++)
+            fprintf(csv, ", %s_r", fa_models_au_name(output->models, FA_AU_INTENSITY, i));
+        for (int i = 0; i < fa_models_au_count(output->models, FA_AU_PRESENCE); i++)
+            fprintf(csv, ", %s_c", fa_models_au_name(output->models, FA_AU_PRESENCE, i));
+    }
+    fputc('\n', csv);
+    return fflush(csv) == 0 && !ferror(csv);
+}
+
+fa_status fa_output_open(const char *out_dir, const char *stem, unsigned flags,
+                         const fa_models_t *models, fa_output_t **out, fa_error_t *error)
+{
+    *out = NULL;
+    if (!out_dir || !stem || !stem[0] || !models)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "output needs a folder, a name and models");
+    fa_output_t *output = calloc(1, sizeof *output);
+    if (!output) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    output->flags = flags;
+    output->models = models;
+    fa_status status = make_directory(out_dir, error);
+    if (status == FA_OK) status = join_stem(output->csv_path, out_dir, stem, ".csv", error);
+    if (status == FA_OK) {
+        output->csv = fopen(output->csv_path, "w");
+        if (!output->csv)
+            status = fa_error_set(error, FA_ERROR_IO, "%s: %s", output->csv_path, strerror(errno));
+        else if (!write_header(output))
+            status = fa_error_set(error, FA_ERROR_IO, "%s: write failed", output->csv_path);
+    }
+    if (status == FA_OK && (flags & FA_OUTPUT_HOG)) {
+        status = join_stem(output->hog_path, out_dir, stem, ".hog", error);
+        if (status == FA_OK && !(output->hog = fopen(output->hog_path, "wb")))
+            status = fa_error_set(error, FA_ERROR_IO, "%s: %s", output->hog_path, strerror(errno));
+    }
+    if (status == FA_OK && (flags & FA_OUTPUT_ALIGNED)) {
+        status = join_stem(output->aligned_dir, out_dir, stem, "_aligned", error);
+        if (status == FA_OK) status = make_directory(output->aligned_dir, error);
+    }
+    if (status != FA_OK) {
+        fa_output_close(output);
+        return status;
+    }
+    *out = output;
+    return FA_OK;
+}
+
+static void write_row(fa_output_t *output, const fa_frame_result_t *result)
+{
+    FILE *csv = output->csv;
+    fprintf(csv, "%d, 0, %.3f, %.2f, %d", result->frame_number, result->timestamp,
+            result->confidence, result->success ? 1 : 0);
+    if (output->flags & FA_OUTPUT_LANDMARKS_2D)
+        for (int i = 0; i < 2 * FA_NUM_LANDMARKS; i++)
+            fprintf(csv, ", %.1f", (double)result->landmarks[i]);
+    if (output->flags & FA_OUTPUT_PDM_PARAMS) {
+        for (int i = 0; i < 6; i++) fprintf(csv, ", %.3f", (double)result->params_global[i]);
+        for (int i = 0; i < FA_NUM_PDM_MODES; i++)
+            fprintf(csv, ", %.3f", (double)result->params_local[i]);
+    }
+    if (output->flags & FA_OUTPUT_AUS) {
+        for (int i = 0; i < fa_models_au_count(output->models, FA_AU_INTENSITY); i++)
+            fprintf(csv, ", %.2f", result->au_intensity[i]);
+        for (int i = 0; i < fa_models_au_count(output->models, FA_AU_PRESENCE); i++)
+            fprintf(csv, ", %.1f", result->au_presence[i]);
+    }
+    fputc('\n', csv);
+}
+
+static int write_hog_record(FILE *hog, const fa_frame_result_t *result)
+{
+    const int32_t header[3] = {FA_HOG_CELLS, FA_HOG_CELLS, FA_HOG_CHANNELS};
+    const float good_frame = result->success ? 1.0f : -1.0f;
+    return fwrite(header, sizeof header, 1, hog) == 1 && fwrite(&good_frame, 4, 1, hog) == 1 &&
+           fwrite(result->hog, sizeof(float), FA_HOG_SIZE, hog) == FA_HOG_SIZE;
+}
+
+fa_status fa_output_write_frame(fa_output_t *output, const fa_frame_result_t *result,
+                                const fa_image_t *aligned, fa_error_t *error)
+{
+    write_row(output, result);
+    /* Flushed per row so that an interrupted run keeps every finished frame. */
+    if (fflush(output->csv) != 0 || ferror(output->csv))
+        return fa_error_set(error, FA_ERROR_IO, "%s: write failed: %s", output->csv_path,
+                            strerror(errno));
+    output->rows++;
+    if (output->hog && result->hog && !write_hog_record(output->hog, result))
+        return fa_error_set(error, FA_ERROR_IO, "%s: write failed", output->hog_path);
+    if ((output->flags & FA_OUTPUT_ALIGNED) && aligned && result->success) {
+        char path[PATH_SIZE + 32];
+        snprintf(path, sizeof path, "%s/frame_det_00_%06d.bmp", output->aligned_dir,
+                 result->frame_number);
+        return fa_bmp_write(path, aligned, error);
+    }
+    return FA_OK;
+}
+
+/* Rewrites one data row: AU fields get the post-processed values, the others are kept with
+ * trailing blanks trimmed, each after ", " as OpenFace does (hence ",  " before kept fields). */
+static void rewrite_row(FILE *out, char *line, int au_begin, const double *intensity,
+                        int intensity_count, const double *presence, int presence_count)
+{
+    char *save = NULL;
+    int index = 0;
+    for (char *token = strtok_r(line, ",", &save); token; token = strtok_r(NULL, ",", &save)) {
+        size_t length = strcspn(token, "\r\n");
+        while (length && token[length - 1] == ' ') length--;
+        token[length] = '\0';
+        int au = index - au_begin;
+        if (index == 0) fputs(token, out);
+        else if (au >= 0 && au < intensity_count) fprintf(out, ", %.2f", intensity[au]);
+        else if (au >= intensity_count && au < intensity_count + presence_count)
+            fprintf(out, ", %.2f", presence[au - intensity_count]);
+        else fprintf(out, ", %s", token);
+        index++;
+    }
+    fputc('\n', out);
+}
+
+static fa_status rewrite_aus(fa_output_t *output, const fa_au_series_t *series, fa_error_t *error)
+{
+    if ((size_t)output->rows != series->frame_count)
+        return fa_error_set(error, FA_ERROR_INTERNAL, "%s: %ld rows but %zu AU frames",
+                            output->csv_path, output->rows, series->frame_count);
+    char temporary[PATH_SIZE + 8];
+    snprintf(temporary, sizeof temporary, "%s.tmp", output->csv_path);
+    FILE *in = fopen(output->csv_path, "r"), *out = fopen(temporary, "w");
+    fa_status status = FA_OK;
+    char *line = NULL;
+    size_t capacity = 0;
+    if (!in || !out) {
+        status = fa_error_set(error, FA_ERROR_IO, "%s: %s", in ? temporary : output->csv_path,
+                              strerror(errno));
+    } else if (getline(&line, &capacity, in) < 0) {
+        status = fa_error_set(error, FA_ERROR_IO, "%s: cannot read back", output->csv_path);
+    } else {
+        fputs(line, out);
+        for (size_t row = 0; row < series->frame_count; row++) {
+            if (getline(&line, &capacity, in) < 0) {
+                status = fa_error_set(error, FA_ERROR_IO, "%s: short read", output->csv_path);
+                break;
+            }
+            rewrite_row(out, line, output->au_columns_begin,
+                        series->intensity + row * (size_t)series->intensity_count,
+                        series->intensity_count,
+                        series->presence + row * (size_t)series->presence_count,
+                        series->presence_count);
+        }
+    }
+    free(line);
+    if (in) fclose(in);
+    if (out && (fclose(out) != 0) && status == FA_OK)
+        status = fa_error_set(error, FA_ERROR_IO, "%s: write failed", temporary);
+    /* The rename is atomic: the CSV is either the per-frame one or the post-processed one. */
+    if (status == FA_OK && rename(temporary, output->csv_path) != 0)
+        status = fa_error_set(error, FA_ERROR_IO, "%s: %s", output->csv_path, strerror(errno));
+    if (status != FA_OK) remove(temporary);
+    return status;
+}
+
+fa_status fa_output_finish(fa_output_t *output, const fa_au_series_t *series, fa_error_t *error)
+{
+    if (output->hog && fflush(output->hog) != 0)
+        return fa_error_set(error, FA_ERROR_IO, "%s: write failed", output->hog_path);
+    if (!(output->flags & FA_OUTPUT_AUS) || !series) return FA_OK;
+    int failed = fclose(output->csv) != 0;
+    output->csv = NULL;
+    if (failed) return fa_error_set(error, FA_ERROR_IO, "%s: write failed", output->csv_path);
+    return rewrite_aus(output, series, error);
+}
+
+void fa_output_close(fa_output_t *output)
+{
+    if (!output) return;
+    if (output->csv) fclose(output->csv);
+    if (output->hog) fclose(output->hog);
+    free(output);
+}
+
+const char *fa_output_csv_path(const fa_output_t *output) { return output->csv_path; }

@@ -1,0 +1,219 @@
+/* Models and sessions: the AU engine of one face in one video, as OpenFace's
+ * FaceAnalyser::AddNextFrame runs it (PIPELINE_SPEC §0 step 4). */
+#include <stdlib.h>
+#include <string.h>
+
+#include "align/align.h"
+#include "au/au.h"
+#include "core/error.h"
+#include "core/file.h"
+#include "core/image.h"
+#include "features/fhog.h"
+#include "features/geometry.h"
+#include "pdm/pdm.h"
+
+enum { PATH_SIZE = 4096 };
+
+static const float AU_ALIGN_SCALE = 0.7f; /* OpenFace's fixed scale for the AU face */
+
+struct fa_models {
+    fa_au_models_t *au;
+    fa_pdm_t pdm;
+    fa_triangulation_t triangulation;
+};
+
+struct fa_session {
+    const fa_models_t *models;
+    fa_settings_t settings;
+    fa_au_state_t *au;
+    int frame_count;
+    fa_image_t au_face;       /* 112x112 BGR masked face: the HOG input */
+    fa_image_t output_face;   /* aligned-face output when its settings differ from au_face */
+    fa_image_t output_gray;
+    float hog[FA_HOG_SIZE];
+    double geometry[FA_GEOMETRY_SIZE];
+};
+
+void fa_default_settings(fa_settings_t *settings)
+{
+    memset(settings, 0, sizeof *settings);
+    settings->n_threads = 0;
+    settings->aligned_scale = AU_ALIGN_SCALE;
+    settings->aligned_size = FA_ALIGNED_SIZE;
+    settings->aligned_mask = 1;
+}
+
+fa_status fa_models_load(const char *models_dir, const fa_settings_t *settings,
+                         fa_models_t **out, fa_error_t *error)
+{
+    *out = NULL;
+    fa_settings_t defaults;
+    if (!settings) {
+        fa_default_settings(&defaults);
+        settings = &defaults;
+    }
+    if (!models_dir || !models_dir[0])
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "no models folder given");
+    fa_models_t *models = calloc(1, sizeof *models);
+    if (!models) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    char au_dir[PATH_SIZE], pdm_path[PATH_SIZE], triangulation_path[PATH_SIZE];
+    fa_status status = fa_path_join(au_dir, sizeof au_dir, models_dir, "AU_predictors", error);
+    if (status == FA_OK)
+        status = fa_au_models_load(au_dir, settings->au_static, &models->au, pdm_path,
+                                   sizeof pdm_path, triangulation_path, sizeof triangulation_path,
+                                   error);
+    if (status == FA_OK) status = fa_pdm_load(pdm_path, &models->pdm, error);
+    if (status == FA_OK)
+        status = fa_triangulation_load(triangulation_path, &models->triangulation, error);
+    if (status == FA_OK && (models->pdm.point_count != FA_NUM_LANDMARKS ||
+                            models->pdm.mode_count != FA_NUM_PDM_MODES))
+        status = fa_error_set(error, FA_ERROR_MODEL, "%s: expected a 68-point, 34-mode PDM",
+                              pdm_path);
+    if (status != FA_OK) {
+        fa_models_free(models);
+        return status;
+    }
+    *out = models;
+    return FA_OK;
+}
+
+void fa_models_free(fa_models_t *models)
+{
+    if (!models) return;
+    fa_au_models_free(models->au);
+    fa_pdm_release(&models->pdm);
+    fa_triangulation_release(&models->triangulation);
+    free(models);
+}
+
+int fa_models_au_count(const fa_models_t *models, fa_au_kind kind)
+{
+    return fa_au_models_count(models->au, kind == FA_AU_PRESENCE);
+}
+
+const char *fa_models_au_name(const fa_models_t *models, fa_au_kind kind, int index)
+{
+    return fa_au_models_name(models->au, kind == FA_AU_PRESENCE, index);
+}
+
+static int output_face_is_au_face(const fa_settings_t *settings)
+{
+    return settings->aligned_scale == AU_ALIGN_SCALE && settings->aligned_size == FA_ALIGNED_SIZE &&
+           settings->aligned_mask;
+}
+
+fa_status fa_session_create(const fa_models_t *models, const fa_settings_t *settings,
+                            fa_session_t **out, fa_error_t *error)
+{
+    *out = NULL;
+    if (!models) return fa_error_set(error, FA_ERROR_ARGUMENT, "no models");
+    fa_session_t *session = calloc(1, sizeof *session);
+    if (!session) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    session->models = models;
+    if (settings) session->settings = *settings;
+    else fa_default_settings(&session->settings);
+    const fa_settings_t *s = &session->settings;
+    fa_status status = FA_OK;
+    if (s->aligned_size <= 0 || s->aligned_size > 4096 || !(s->aligned_scale > 0))
+        status = fa_error_set(error, FA_ERROR_ARGUMENT, "bad aligned-face size %d or scale %g",
+                              s->aligned_size, (double)s->aligned_scale);
+    if (status == FA_OK)
+        status = fa_image_allocate(&session->au_face, FA_ALIGNED_SIZE, FA_ALIGNED_SIZE, 3, error);
+    if (status == FA_OK && !output_face_is_au_face(s))
+        status = fa_image_allocate(&session->output_face, s->aligned_size, s->aligned_size, 3,
+                                   error);
+    if (status == FA_OK && s->aligned_gray)
+        status = fa_image_allocate(&session->output_gray, s->aligned_size, s->aligned_size, 1,
+                                   error);
+    if (status == FA_OK) status = fa_au_state_create(models->au, s->online, &session->au, error);
+    if (status != FA_OK) {
+        fa_session_destroy(session);
+        return status;
+    }
+    *out = session;
+    return FA_OK;
+}
+
+void fa_session_destroy(fa_session_t *session)
+{
+    if (!session) return;
+    fa_au_state_free(session->au);
+    fa_image_release(&session->au_face);
+    fa_image_release(&session->output_face);
+    fa_image_release(&session->output_gray);
+    free(session);
+}
+
+fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, double timestamp,
+                             const fa_landmarks_t *landmarks, fa_frame_result_t *result,
+                             fa_error_t *error)
+{
+    if (!session || !frame || !result || !frame->data || frame->channels != 3)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "process needs a session and a BGR frame");
+    const fa_models_t *models = session->models;
+    memset(result, 0, sizeof *result);
+    result->frame_number = ++session->frame_count;
+    result->timestamp = timestamp;
+    result->success = landmarks && landmarks->success;
+    result->confidence = landmarks ? landmarks->confidence : 0.0;
+    if (landmarks) {
+        memcpy(result->landmarks, landmarks->x, sizeof landmarks->x);
+        memcpy(result->landmarks + FA_NUM_LANDMARKS, landmarks->y, sizeof landmarks->y);
+    }
+    if (result->success) {
+        fa_pdm_calc_params(&models->pdm, result->landmarks, result->params_global,
+                           result->params_local);
+        fa_status status = fa_align_face(frame, result->landmarks, result->params_global,
+                                         &models->pdm, &models->triangulation, AU_ALIGN_SCALE, 1,
+                                         &session->au_face, error);
+        if (status != FA_OK) return status;
+    } else {
+        /* OpenFace: a black face, zero local parameters (so zero geometry). */
+        fa_image_fill(&session->au_face, 0);
+    }
+    fa_fhog_extract(&session->au_face, session->hog);
+    fa_geometry_extract(&models->pdm, result->params_local, session->geometry);
+    if (!result->success) memset(session->geometry, 0, sizeof session->geometry);
+    fa_status status = fa_au_state_add_frame(session->au, session->hog, session->geometry,
+                                             result->success, result->au_intensity,
+                                             result->au_presence, error);
+    result->hog = session->hog;
+    result->geometry = session->geometry;
+    result->aligned = session->au_face;
+    return status;
+}
+
+fa_status fa_session_aligned_output(fa_session_t *session, const fa_image_t *frame,
+                                    const fa_frame_result_t *result, const fa_image_t **aligned,
+                                    fa_error_t *error)
+{
+    const fa_settings_t *s = &session->settings;
+    const fa_models_t *models = session->models;
+    fa_image_t *face = &session->au_face;
+    if (!output_face_is_au_face(s)) {
+        face = &session->output_face;
+        if (result->success) {
+            fa_status status = fa_align_face(frame, result->landmarks, result->params_global,
+                                             &models->pdm, &models->triangulation,
+                                             s->aligned_scale, s->aligned_mask, face, error);
+            if (status != FA_OK) return status;
+        } else {
+            fa_image_fill(face, 0);
+        }
+    }
+    if (s->aligned_gray) {
+        fa_image_bgr_to_gray(face, &session->output_gray);
+        face = &session->output_gray;
+    }
+    *aligned = face;
+    return FA_OK;
+}
+
+fa_status fa_session_postprocess(fa_session_t *session, fa_au_series_t *series, fa_error_t *error)
+{
+    memset(series, 0, sizeof *series);
+    series->intensity_count = fa_models_au_count(session->models, FA_AU_INTENSITY);
+    series->presence_count = fa_models_au_count(session->models, FA_AU_PRESENCE);
+    return fa_au_state_postprocess(session->au, &series->frame_count, &series->intensity,
+                                   &series->presence, error);
+}
