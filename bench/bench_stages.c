@@ -1,0 +1,159 @@
+/* Per-stage benchmark: for each sample video (OpenFace's landmarks as input), the median time
+ * per frame of every stage, its share, end-to-end frames/s, model-load time and peak memory.
+ * Usage: bench_stages [VIDEO LANDMARKS.csv] (default: the two sample videos in ../shared). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include "au/au.h"
+#include "faceau.h"
+#include "features/fhog.h"
+
+enum { STAGE_DECODE, STAGE_LANDMARKS, STAGE_ENGINE, STAGE_OUTPUT, STAGE_COUNT };
+static const char *const STAGE_NAMES[STAGE_COUNT] = {
+    "decode (FFmpeg + BGR)", "landmarks (CSV read)",
+    "AU engine (CalcParams, align, FHOG, geometry, median, SVR/SVM)", "output (CSV, HOG)"};
+
+static double now(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static int compare_doubles(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double median(double *values, int count)
+{
+    if (count == 0) return 0;
+    qsort(values, (size_t)count, sizeof *values, compare_doubles);
+    return count % 2 ? values[count / 2] : 0.5 * (values[count / 2 - 1] + values[count / 2]);
+}
+
+static int bench_video(const fa_models_t *models, const char *video, const char *landmarks_path)
+{
+    enum { MAX_FRAMES = 100000 };
+    double *times[STAGE_COUNT];
+    for (int s = 0; s < STAGE_COUNT; s++) times[s] = malloc(sizeof(double) * MAX_FRAMES);
+    fa_error_t error = {0};
+    fa_source_t *source = NULL;
+    fa_landmark_file_t *landmarks = NULL;
+    fa_session_t *session = NULL;
+    fa_output_t *output = NULL;
+    char out_dir[] = "/tmp/faceau_bench_XXXXXX";
+    if (!mkdtemp(out_dir) || fa_source_open(video, FA_SOURCE_VIDEO, &source, &error) ||
+        fa_landmark_file_open(landmarks_path, &landmarks, &error) ||
+        fa_session_create(models, NULL, &session, &error) ||
+        fa_output_open(out_dir, "bench", FA_OUTPUT_LANDMARKS_2D | FA_OUTPUT_PDM_PARAMS |
+                                             FA_OUTPUT_AUS | FA_OUTPUT_HOG,
+                       models, &output, &error)) {
+        fprintf(stderr, "bench: %s\n", error.message);
+        return 1;
+    }
+    int frames = 0;
+    double start = now();
+    while (frames < MAX_FRAMES) {
+        const fa_image_t *frame;
+        double timestamp, t0 = now();
+        if (fa_source_read(source, &frame, &timestamp, &error) != FA_OK) break;
+        double t1 = now();
+        fa_landmarks_t lm;
+        fa_landmark_file_get(landmarks, frames + 1, &lm, &error);
+        double t2 = now();
+        fa_frame_result_t result;
+        if (fa_session_process(session, frame, timestamp, &lm, &result, &error) != FA_OK) break;
+        double t3 = now();
+        fa_output_write_frame(output, &result, NULL, &error);
+        double t4 = now();
+        times[STAGE_DECODE][frames] = t1 - t0;
+        times[STAGE_LANDMARKS][frames] = t2 - t1;
+        times[STAGE_ENGINE][frames] = t3 - t2;
+        times[STAGE_OUTPUT][frames] = t4 - t3;
+        frames++;
+    }
+    double t_post = now();
+    fa_au_series_t series;
+    fa_session_postprocess(session, &series, &error);
+    fa_output_finish(output, &series, &error);
+    double end = now();
+    double medians[STAGE_COUNT], total = 0;
+    for (int s = 0; s < STAGE_COUNT; s++) total += medians[s] = median(times[s], frames);
+    printf("\n%s: %d frames\n%-66s %10s %7s\n", video, frames, "stage", "us/frame", "share");
+    for (int s = 0; s < STAGE_COUNT; s++)
+        printf("%-66s %10.1f %6.1f%%\n", STAGE_NAMES[s], 1e6 * medians[s],
+               100.0 * medians[s] / total);
+    printf("%-66s %10.1f (once)\n", "post-processing + CSV rewrite", 1e6 * (end - t_post));
+    printf("end to end, 1 thread: %.1f frames/s (%.3f s)\n", frames / (end - start), end - start);
+    fa_output_close(output);
+    fa_session_destroy(session);
+    fa_landmark_file_close(landmarks);
+    fa_source_close(source);
+    for (int s = 0; s < STAGE_COUNT; s++) free(times[s]);
+    char command[256];
+    snprintf(command, sizeof command, "rm -rf %s", out_dir);
+    return system(command) != 0;
+}
+
+/* Micro-benchmark of the FHOG kernel alone (the AU engine's largest part). */
+static void bench_fhog(void)
+{
+    fa_image_t face;
+    fa_image_allocate(&face, FA_ALIGNED_SIZE, FA_ALIGNED_SIZE, 3, NULL);
+    for (int i = 0; i < FA_ALIGNED_SIZE * FA_ALIGNED_SIZE * 3; i++)
+        face.data[i] = (uint8_t)((i * 2654435761u) >> 24);
+    static float features[FA_HOG_SIZE];
+    enum { RUNS = 2000 };
+    double samples[RUNS];
+    for (int r = 0; r < RUNS; r++) {
+        double t0 = now();
+        fa_fhog_extract(&face, features);
+        samples[r] = now() - t0;
+    }
+    printf("FHOG kernel: %.1f us per 112x112 face (median of %d)\n", 1e6 * median(samples, RUNS),
+           RUNS);
+    fa_image_release(&face);
+}
+
+int main(int argc, char **argv)
+{
+    const char *models_dir = getenv("FACEAU_MODELS");
+    static char default_models[4096];
+    if (!models_dir) {
+        snprintf(default_models, sizeof default_models, "%s/models/openface", FACEAU_SHARED_DIR);
+        models_dir = default_models;
+    }
+    fa_error_t error = {0};
+    fa_models_t *models = NULL;
+    double t0 = now();
+    if (fa_models_load(models_dir, NULL, &models, &error) != FA_OK) {
+        fprintf(stderr, "bench: %s\n", error.message);
+        return 1;
+    }
+    printf("model load: %.1f ms\n", 1e3 * (now() - t0));
+    bench_fhog();
+    int failed = 0;
+    if (argc == 3) {
+        failed |= bench_video(models, argv[1], argv[2]);
+    } else {
+        const char *names[] = {"default", "changeLighting"};
+        for (int i = 0; i < 2; i++) {
+            char video[4096], landmarks[4096];
+            snprintf(video, sizeof video, "%s/data/videos/%s.wmv", FACEAU_SHARED_DIR, names[i]);
+            snprintf(landmarks, sizeof landmarks,
+                     "%s/data/reference/openface-2.2-clnf/%s/%s.csv", FACEAU_SHARED_DIR,
+                     names[i], names[i]);
+            failed |= bench_video(models, video, landmarks);
+        }
+    }
+    struct rusage usage;
+    getrusage(RUSAGE_SELF, &usage);
+    printf("\npeak memory: %.1f MB\n", usage.ru_maxrss / 1024.0);
+    fa_models_free(models);
+    return failed;
+}

@@ -1,0 +1,216 @@
+/* End to end against OpenFace 2.2's own outputs: the faceau program run on the sample videos
+ * with OpenFace's landmarks (--landmarks-from) must reproduce OpenFace's aligned faces, HOG
+ * files and post-processed AUs (issue #2 acceptance). */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "io/bmp.h"
+#include "testing.h"
+
+static char work_dir[4096];
+
+static int run_faceau(const char *video, const char *landmarks, const char *out_dir,
+                      const char *flags)
+{
+    char command[16384];
+    snprintf(command, sizeof command,
+             "'%s' -f '%s' --landmarks-from '%s' -out_dir '%s' --models '%s' -q %s",
+             FACEAU_CLI, video, landmarks, out_dir, test_models_dir(), flags);
+    int status = system(command);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+}
+
+/* Compares the AU columns of two CSVs; returns the number of frames compared. */
+static void compare_aus(const char *name, const test_csv_t *ours, const test_csv_t *reference)
+{
+    CHECK(ours->rows == reference->rows, "%s: %d rows, OpenFace has %d", name, ours->rows,
+          reference->rows);
+    int rows = ours->rows < reference->rows ? ours->rows : reference->rows;
+    double *a = malloc(sizeof(double) * (size_t)rows), *b = malloc(sizeof(double) * (size_t)rows);
+    printf("%s: AU   Pearson r   max |diff|   (intensity)\n", name);
+    int au_columns = 0;
+    for (int c = 0; c < reference->columns; c++) {
+        const char *column = reference->names[c];
+        size_t length = strlen(column);
+        if (strncmp(column, "AU", 2) != 0 || length < 3) continue;
+        int ours_column = test_csv_column(ours, column);
+        CHECK(ours_column >= 0, "%s: column %s missing", name, column);
+        if (ours_column < 0) continue;
+        au_columns++;
+        double max_diff = 0;
+        int equal = 0;
+        for (int r = 0; r < rows; r++) {
+            a[r] = test_csv_value(ours, r, ours_column);
+            b[r] = test_csv_value(reference, r, c);
+            max_diff = fmax(max_diff, fabs(a[r] - b[r]));
+            equal += fabs(a[r] - b[r]) < 1e-9;
+        }
+        double spread = 0;
+        for (int r = 1; r < rows; r++) spread = fmax(spread, fabs(b[r] - b[0]));
+        if (column[length - 1] == 'r' && spread == 0) {
+            /* OpenFace's column is constant: correlation is undefined, the difference is not. */
+            printf("%s: %s  constant    %.3f\n", name, column, max_diff);
+            CHECK(max_diff <= 0.02 + 1e-9, "%s: %s max diff %.3f > 0.02", name, column, max_diff);
+        } else if (column[length - 1] == 'r') {
+            double r = test_pearson(a, b, rows);
+            printf("%s: %s  %.5f   %.3f\n", name, column, r, max_diff);
+            CHECK(r >= 0.999, "%s: %s Pearson r %.5f < 0.999", name, column, r);
+            CHECK(max_diff <= 0.02 + 1e-9, "%s: %s max diff %.3f > 0.02", name, column, max_diff);
+        } else {
+            double share = (double)equal / rows;
+            printf("%s: %s  %.2f%% equal (presence)\n", name, column, 100.0 * share);
+            CHECK(share >= 0.995, "%s: %s only %.2f%% equal", name, column, 100.0 * share);
+        }
+    }
+    CHECK(au_columns == 35, "%s: %d AU columns compared", name, au_columns);
+    free(a);
+    free(b);
+}
+
+/* The -aus CSV must be OpenFace's _aus_only.csv to the letter outside the AU values. */
+static void compare_text_layout(const char *name, const char *ours_path, const char *ref_path)
+{
+    FILE *ours = fopen(ours_path, "r"), *ref = fopen(ref_path, "r");
+    CHECK(ours && ref, "%s: cannot open %s or %s", name, ours_path, ref_path);
+    if (!ours || !ref) return;
+    char line_a[8192], line_b[8192];
+    int line = 0, same_prefix = 0, lines = 0;
+    while (fgets(line_a, sizeof line_a, ours) && fgets(line_b, sizeof line_b, ref)) {
+        if (line == 0) CHECK(strcmp(line_a, line_b) == 0, "%s: header differs", name);
+        /* frame, face_id, timestamp, confidence, success: up to the 5th comma. */
+        char *a = line_a, *b = line_b;
+        for (int commas = 0; commas < 5 && a && b; commas++) {
+            a = strchr(a + 1, ',');
+            b = strchr(b + 1, ',');
+        }
+        if (line > 0 && a && b && a - line_a == b - line_b &&
+            strncmp(line_a, line_b, (size_t)(a - line_a)) == 0)
+            same_prefix++;
+        lines += line > 0;
+        line++;
+    }
+    CHECK(lines > 0 && same_prefix == lines, "%s: %d of %d rows have OpenFace's leading fields",
+          name, same_prefix, lines);
+    fclose(ours);
+    fclose(ref);
+}
+
+static void compare_hog(const char *name, const char *ours_path, const char *ref_path)
+{
+    test_hog_t ours, ref;
+    int loaded = test_hog_load(ours_path, &ours) == 0;
+    CHECK(loaded, "%s: cannot read %s", name, ours_path);
+    if (!loaded) return;
+    CHECK(test_hog_load(ref_path, &ref) == 0, "cannot read %s", ref_path);
+    CHECK(ours.frames == ref.frames, "%s: %d HOG records, OpenFace has %d", name, ours.frames,
+          ref.frames);
+    int frames = ours.frames < ref.frames ? ours.frames : ref.frames, good = 0;
+    double worst = 0;
+    for (int f = 0; f < frames; f++) {
+        double frame_max = fabs((double)ours.success[f] - ref.success[f]);
+        for (int i = 0; i < FA_HOG_SIZE; i++)
+            frame_max = fmax(frame_max, fabs((double)ours.values[(size_t)f * FA_HOG_SIZE + i] -
+                                             ref.values[(size_t)f * FA_HOG_SIZE + i]));
+        good += frame_max <= 1e-4;
+        worst = fmax(worst, frame_max);
+    }
+    printf("%s: HOG: %d of %d frames within 1e-4 (worst %.2e)\n", name, good, frames, worst);
+    CHECK(good >= 0.99 * frames, "%s: only %d of %d HOG frames within 1e-4", name, good, frames);
+    test_hog_free(&ours);
+    test_hog_free(&ref);
+}
+
+static void compare_aligned(const char *name, const char *ours_dir, const char *ref_dir, int frames)
+{
+    long total = 0, identical = 0, missing = 0;
+    int worst = 0;
+    for (int f = 1; f <= frames; f++) {
+        char ours_path[8192], ref_path[8192];
+        snprintf(ours_path, sizeof ours_path, "%s/frame_det_00_%06d.bmp", ours_dir, f);
+        snprintf(ref_path, sizeof ref_path, "%s/frame_det_00_%06d.bmp", ref_dir, f);
+        fa_image_t a, b;
+        fa_error_t error = {0};
+        if (fa_bmp_read(ref_path, &b, &error) != FA_OK) continue; /* OpenFace wrote none */
+        if (fa_bmp_read(ours_path, &a, &error) != FA_OK) {
+            missing++;
+            fa_image_release(&b);
+            continue;
+        }
+        if (a.width == b.width && a.height == b.height && a.channels == b.channels) {
+            for (int y = 0; y < a.height; y++)
+                for (int x = 0; x < a.width * a.channels; x++) {
+                    int d = abs(a.data[y * a.stride + x] - b.data[y * b.stride + x]);
+                    identical += d == 0;
+                    worst = d > worst ? d : worst;
+                    total++;
+                }
+        } else {
+            missing++;
+        }
+        fa_image_release(&a);
+        fa_image_release(&b);
+    }
+    double share = total ? (double)identical / (double)total : 0;
+    printf("%s: aligned faces: %.4f%% of values identical, max diff %d, %ld missing\n", name,
+           100.0 * share, worst, missing);
+    CHECK(missing == 0, "%s: %ld aligned faces missing or of another size", name, missing);
+    CHECK(share >= 0.999, "%s: %.4f%% identical", name, 100.0 * share);
+    CHECK(worst <= 2, "%s: max difference %d", name, worst);
+}
+
+static void check_video(const char *name, int frames)
+{
+    char video[4096], landmarks[4096], aus_ref[4096], out_aus[4096], out_all[4096], path[8192],
+        ref_path[8192];
+    snprintf(video, sizeof video, "%s", test_shared_path("data/videos/"));
+    strcat(video, name);
+    strcat(video, ".wmv");
+    snprintf(landmarks, sizeof landmarks, "%s/%s/%s.csv",
+             test_shared_path("data/reference/openface-2.2-clnf"), name, name);
+    snprintf(aus_ref, sizeof aus_ref, "%s/%s/%s_aus_only.csv",
+             test_shared_path("data/reference/openface-2.2-clnf"), name, name);
+    snprintf(out_aus, sizeof out_aus, "%s/%s_aus", work_dir, name);
+    snprintf(out_all, sizeof out_all, "%s/%s_all", work_dir, name);
+
+    int code = run_faceau(video, landmarks, out_aus, "-aus");
+    CHECK(code == 0, "%s: faceau -aus exited with %d", name, code);
+    snprintf(path, sizeof path, "%s/%s.csv", out_aus, name);
+    test_csv_t ours, reference;
+    if (test_csv_load(path, &ours) == 0 && test_csv_load(aus_ref, &reference) == 0) {
+        CHECK(ours.columns == reference.columns, "%s: %d columns, OpenFace -aus has %d", name,
+              ours.columns, reference.columns);
+        compare_aus(name, &ours, &reference);
+        compare_text_layout(name, path, aus_ref);
+        test_csv_free(&ours);
+        test_csv_free(&reference);
+    } else {
+        CHECK(0, "%s: cannot read %s", name, path);
+    }
+
+    code = run_faceau(video, landmarks, out_all, "");
+    CHECK(code == 0, "%s: faceau (all outputs) exited with %d", name, code);
+    snprintf(path, sizeof path, "%s/%s.hog", out_all, name);
+    snprintf(ref_path, sizeof ref_path, "%s/%s/%s.hog",
+             test_shared_path("data/reference/openface-2.2-clnf"), name, name);
+    compare_hog(name, path, ref_path);
+    snprintf(path, sizeof path, "%s/%s_aligned", out_all, name);
+    snprintf(ref_path, sizeof ref_path, "%s/%s/%s_aligned",
+             test_shared_path("data/reference/openface-2.2-clnf"), name, name);
+    compare_aligned(name, path, ref_path, frames);
+}
+
+int main(void)
+{
+    snprintf(work_dir, sizeof work_dir, "%s", "/tmp/faceau_golden_XXXXXX");
+    CHECK(mkdtemp(work_dir) != NULL, "cannot create a temporary folder");
+    check_video("default", 288);
+    check_video("changeLighting", 88);
+    char command[8192];
+    snprintf(command, sizeof command, "rm -rf '%s'", work_dir);
+    if (system(command) != 0) fprintf(stderr, "could not remove %s\n", work_dir);
+    return test_finish("test_golden_video");
+}
