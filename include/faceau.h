@@ -128,6 +128,19 @@ fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, dou
                              const fa_landmarks_t *landmarks, fa_frame_result_t *result,
                              fa_error_t *error);
 
+/* Stages of fa_session_process, for benchmarks: the time each took on the last frame. */
+typedef enum fa_stage {
+    FA_STAGE_CALC_PARAMS = 0, /* PDM fit to the landmarks */
+    FA_STAGE_ALIGN,           /* similarity warp and mask */
+    FA_STAGE_FHOG,
+    FA_STAGE_GEOMETRY,
+    FA_STAGE_AU,              /* running medians, SVR and SVM predictions */
+    FA_STAGE_COUNT
+} fa_stage;
+
+const char *fa_stage_name(fa_stage stage);
+void fa_session_stage_seconds(const fa_session_t *session, double seconds[FA_STAGE_COUNT]);
+
 /* AU values of every frame after OpenFace's offline post-processing (re-prediction with the final
  * running medians, per-AU offset, clipping, smoothing). Row-major, frame_count rows of
  * fa_models_au_count() values; owned by the session, valid until it is destroyed. */

@@ -2,6 +2,7 @@
  * FaceAnalyser::AddNextFrame runs it (PIPELINE_SPEC §0 step 4). */
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "align/align.h"
 #include "au/au.h"
@@ -32,7 +33,27 @@ struct fa_session {
     fa_image_t output_gray;
     float hog[FA_HOG_SIZE];
     double geometry[FA_GEOMETRY_SIZE];
+    double stage_seconds[FA_STAGE_COUNT];
 };
+
+static double seconds_now(void)
+{
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
+}
+
+const char *fa_stage_name(fa_stage stage)
+{
+    static const char *const names[FA_STAGE_COUNT] = {
+        "CalcParams", "alignment", "FHOG", "geometry", "AU (medians, SVR, SVM)"};
+    return stage >= 0 && stage < FA_STAGE_COUNT ? names[stage] : "unknown";
+}
+
+void fa_session_stage_seconds(const fa_session_t *session, double seconds[FA_STAGE_COUNT])
+{
+    memcpy(seconds, session->stage_seconds, sizeof session->stage_seconds);
+}
 
 void fa_default_settings(fa_settings_t *settings)
 {
@@ -160,23 +181,34 @@ fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, dou
         memcpy(result->landmarks, landmarks->x, sizeof landmarks->x);
         memcpy(result->landmarks + FA_NUM_LANDMARKS, landmarks->y, sizeof landmarks->y);
     }
+    double *seconds = session->stage_seconds, t0 = seconds_now(), t1 = t0, t2 = t0;
     if (result->success) {
         fa_pdm_calc_params(&models->pdm, result->landmarks, result->params_global,
                            result->params_local);
+        t1 = seconds_now();
         fa_status status = fa_align_face(frame, result->landmarks, result->params_global,
                                          &models->pdm, &models->triangulation, AU_ALIGN_SCALE, 1,
                                          &session->au_face, error);
         if (status != FA_OK) return status;
+        t2 = seconds_now();
     } else {
         /* OpenFace: a black face, zero local parameters (so zero geometry). */
         fa_image_fill(&session->au_face, 0);
     }
     fa_fhog_extract(&session->au_face, session->hog);
+    double t3 = seconds_now();
     fa_geometry_extract(&models->pdm, result->params_local, session->geometry);
     if (!result->success) memset(session->geometry, 0, sizeof session->geometry);
+    double t4 = seconds_now();
     fa_status status = fa_au_state_add_frame(session->au, session->hog, session->geometry,
                                              result->success, result->au_intensity,
                                              result->au_presence, error);
+    double t5 = seconds_now();
+    seconds[FA_STAGE_CALC_PARAMS] = t1 - t0;
+    seconds[FA_STAGE_ALIGN] = t2 - t1;
+    seconds[FA_STAGE_FHOG] = t3 - t2;
+    seconds[FA_STAGE_GEOMETRY] = t4 - t3;
+    seconds[FA_STAGE_AU] = t5 - t4;
     result->hog = session->hog;
     result->geometry = session->geometry;
     result->aligned = session->au_face;
