@@ -68,7 +68,7 @@ typedef struct fa_settings {
     int n_threads;        /* worker threads; 0 = one per core */
     int au_static;        /* 1: OpenFace's static AU models (-au_static), no person normalisation */
     int online;           /* 1: OpenFace's online AU correction (webcam-style input) */
-    float aligned_scale;  /* scale of the aligned-face output (-simscale), default 0.7 */
+    double aligned_scale; /* scale of the aligned-face output (-simscale), default 0.7 */
     int aligned_size;     /* side of the aligned-face output (-simsize), default 112 */
     int aligned_mask;     /* 1: mask the aligned-face output outside the face, default 1 */
     int aligned_gray;     /* 1: gray aligned-face output (-g) */

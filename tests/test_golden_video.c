@@ -11,7 +11,7 @@
 #include "io/bmp.h"
 #include "testing.h"
 
-static char work_dir[4096];
+static char work_dir[256];
 
 static int run_faceau(const char *video, const char *landmarks, const char *out_dir,
                       const char *flags)
@@ -129,7 +129,7 @@ static void compare_aligned(const char *name, const char *ours_dir, const char *
     long total = 0, identical = 0, missing = 0;
     int worst = 0;
     for (int f = 1; f <= frames; f++) {
-        char ours_path[8192], ref_path[8192];
+        char ours_path[16384], ref_path[16384];
         snprintf(ours_path, sizeof ours_path, "%s/frame_det_00_%06d.bmp", ours_dir, f);
         snprintf(ref_path, sizeof ref_path, "%s/frame_det_00_%06d.bmp", ref_dir, f);
         fa_image_t a, b;
@@ -164,7 +164,7 @@ static void compare_aligned(const char *name, const char *ours_dir, const char *
 
 static void check_video(const char *name, int frames)
 {
-    char video[4096], landmarks[4096], aus_ref[4096], out_aus[4096], out_all[4096], path[8192],
+    char video[4096], landmarks[4096], aus_ref[4096], out_aus[512], out_all[512], path[8192],
         ref_path[8192];
     snprintf(video, sizeof video, "%s", test_shared_path("data/videos/"));
     strcat(video, name);
@@ -205,7 +205,7 @@ static void check_video(const char *name, int frames)
 
 int main(void)
 {
-    snprintf(work_dir, sizeof work_dir, "%s", "/tmp/faceau_golden_XXXXXX");
+    strcpy(work_dir, "/tmp/faceau_golden_XXXXXX");
     CHECK(mkdtemp(work_dir) != NULL, "cannot create a temporary folder");
     check_video("default", 288);
     check_video("changeLighting", 88);

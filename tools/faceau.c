@@ -135,7 +135,7 @@ static int parse_arguments(int argc, char **argv, options_t *options)
                 fprintf(stderr, "faceau: bad value for %s: %s\n", arg, value);
                 return 0;
             }
-            if (arg[4] == 'c') options->settings.aligned_scale = (float)number, scale_set = 1;
+            if (arg[4] == 'c') options->settings.aligned_scale = number, scale_set = 1;
             else options->settings.aligned_size = (int)number, size_set = 1;
             i++;
         } else if (strcmp(arg, "-nomask") == 0) {
@@ -162,7 +162,7 @@ static int parse_arguments(int argc, char **argv, options_t *options)
     }
     /* As OpenFace: -simsize alone keeps the face the same size relative to the image. */
     if (size_set && !scale_set)
-        options->settings.aligned_scale = (float)(options->settings.aligned_size * (0.7 / 112.0));
+        options->settings.aligned_scale = options->settings.aligned_size * (0.7 / 112.0);
     if (options->flags == 0) options->flags = FA_OUTPUT_ALL;
     if (options->input_count == 0 || !options->out_dir) {
         fprintf(stderr, "faceau: give at least one input (-f or -fdir) and -out_dir\n");

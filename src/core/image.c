@@ -32,14 +32,10 @@ void fa_image_release(fa_image_t *image)
 
 void fa_image_bgr_to_gray(const fa_image_t *bgr, fa_image_t *gray)
 {
-    /* OpenCV's fixed-point BGR2GRAY for 8-bit: weights 0.114, 0.587, 0.299 in 14 bits. */
-    enum { SHIFT = 14, BLUE = 1868, GREEN = 9617, RED = 4899 };
     for (int y = 0; y < bgr->height; y++) {
         const uint8_t *in = bgr->data + (ptrdiff_t)y * bgr->stride;
         uint8_t *out = gray->data + (ptrdiff_t)y * gray->stride;
-        for (int x = 0; x < bgr->width; x++, in += 3)
-            out[x] = (uint8_t)((in[0] * BLUE + in[1] * GREEN + in[2] * RED + (1 << (SHIFT - 1))) >>
-                               SHIFT);
+        for (int x = 0; x < bgr->width; x++, in += 3) out[x] = fa_gray_from_bgr(in);
     }
 }
 

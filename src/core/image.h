@@ -4,6 +4,15 @@
 
 #include "faceau.h"
 
+/* One pixel of OpenCV 4.x cvtColor(COLOR_BGR2GRAY) on 8 bits: 15-bit fixed-point weights of
+ * 0.114, 0.587, 0.299, rounded. */
+static inline uint8_t fa_gray_from_bgr(const uint8_t *bgr)
+{
+    enum { GRAY_SHIFT = 15, BLUE = 3735, GREEN = 19235, RED = 9798 };
+    return (uint8_t)((bgr[0] * BLUE + bgr[1] * GREEN + bgr[2] * RED + (1 << (GRAY_SHIFT - 1))) >>
+                     GRAY_SHIFT);
+}
+
 /* Gray from BGR exactly as OpenCV's cvtColor(COLOR_BGR2GRAY) on 8-bit images. Same size. */
 void fa_image_bgr_to_gray(const fa_image_t *bgr, fa_image_t *gray);
 

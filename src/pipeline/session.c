@@ -15,7 +15,7 @@
 
 enum { PATH_SIZE = 4096 };
 
-static const float AU_ALIGN_SCALE = 0.7f; /* OpenFace's fixed scale for the AU face */
+static const double AU_ALIGN_SCALE = 0.7; /* OpenFace's fixed scale for the AU face */
 
 struct fa_models {
     fa_au_models_t *au;
@@ -30,7 +30,7 @@ struct fa_session {
     int frame_count;
     fa_image_t au_face;       /* 112x112 BGR masked face: the HOG input */
     fa_image_t output_face;   /* aligned-face output when its settings differ from au_face */
-    fa_image_t output_gray;
+    fa_image_t output_gray;   /* gray copy of au_face for -g when the settings match it */
     float hog[FA_HOG_SIZE];
     double geometry[FA_GEOMETRY_SIZE];
     double stage_seconds[FA_STAGE_COUNT];
@@ -141,10 +141,10 @@ fa_status fa_session_create(const fa_models_t *models, const fa_settings_t *sett
     if (status == FA_OK)
         status = fa_image_allocate(&session->au_face, FA_ALIGNED_SIZE, FA_ALIGNED_SIZE, 3, error);
     if (status == FA_OK && !output_face_is_au_face(s))
-        status = fa_image_allocate(&session->output_face, s->aligned_size, s->aligned_size, 3,
-                                   error);
-    if (status == FA_OK && s->aligned_gray)
-        status = fa_image_allocate(&session->output_gray, s->aligned_size, s->aligned_size, 1,
+        status = fa_image_allocate(&session->output_face, s->aligned_size, s->aligned_size,
+                                   s->aligned_gray ? 1 : 3, error);
+    else if (status == FA_OK && s->aligned_gray)
+        status = fa_image_allocate(&session->output_gray, FA_ALIGNED_SIZE, FA_ALIGNED_SIZE, 1,
                                    error);
     if (status == FA_OK) status = fa_au_state_create(models->au, s->online, &session->au, error);
     if (status != FA_OK) {
@@ -186,9 +186,9 @@ fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, dou
         fa_pdm_calc_params(&models->pdm, result->landmarks, result->params_global,
                            result->params_local);
         t1 = seconds_now();
-        fa_status status = fa_align_face(frame, result->landmarks, result->params_global,
-                                         &models->pdm, &models->triangulation, AU_ALIGN_SCALE, 1,
-                                         &session->au_face, error);
+        fa_status status = fa_align_face_at_scale(frame, result->landmarks, result->params_global,
+                                                  &models->pdm, &models->triangulation,
+                                                  AU_ALIGN_SCALE, 1, &session->au_face, error);
         if (status != FA_OK) return status;
         t2 = seconds_now();
     } else {
@@ -221,24 +221,25 @@ fa_status fa_session_aligned_output(fa_session_t *session, const fa_image_t *fra
 {
     const fa_settings_t *s = &session->settings;
     const fa_models_t *models = session->models;
-    fa_image_t *face = &session->au_face;
-    if (!output_face_is_au_face(s)) {
-        face = &session->output_face;
-        if (result->success) {
-            fa_status status = fa_align_face(frame, result->landmarks, result->params_global,
-                                             &models->pdm, &models->triangulation,
-                                             s->aligned_scale, s->aligned_mask, face, error);
-            if (status != FA_OK) return status;
-        } else {
-            fa_image_fill(face, 0);
+    if (output_face_is_au_face(s)) {
+        if (!s->aligned_gray) {
+            *aligned = &session->au_face;
+            return FA_OK;
         }
+        fa_image_bgr_to_gray(&session->au_face, &session->output_gray);
+        *aligned = &session->output_gray;
+        return FA_OK;
     }
-    if (s->aligned_gray) {
-        fa_image_bgr_to_gray(face, &session->output_gray);
-        face = &session->output_gray;
-    }
+    /* OpenFace aligns the output face separately; -g converts after warping (the warp does). */
+    fa_image_t *face = &session->output_face;
     *aligned = face;
-    return FA_OK;
+    if (!result->success) {
+        fa_image_fill(face, 0);
+        return FA_OK;
+    }
+    return fa_align_face_at_scale(frame, result->landmarks, result->params_global, &models->pdm,
+                                  &models->triangulation, s->aligned_scale, s->aligned_mask, face,
+                                  error);
 }
 
 fa_status fa_session_postprocess(fa_session_t *session, fa_au_series_t *series, fa_error_t *error)
