@@ -8,6 +8,10 @@
 
 #include "core/error.h"
 
+/* Largest model CalcParams works on without allocating (OpenFace's 68-point PDMs have 34 modes,
+ * its part models fewer); fa_pdm_parse rejects bigger ones. */
+enum { FA_PDM_MAX_POINTS = 68, FA_PDM_MAX_MODES = 34 };
+
 typedef struct fa_pdm {
     int point_count; /* 68 */
     int mode_count;  /* 34 */

@@ -1,0 +1,802 @@
+/* OpenFace's PDM and CalcParams (PIPELINE_SPEC §3). The arithmetic follows what OpenFace 2.2
+ * executes with OpenCV 4.6 and OpenBLAS, operation by operation, because CalcParams is an
+ * iterative fit whose stopping rule amplifies last-bit differences:
+ * - float32 Jacobian, Hessian and update, as in PDM.cpp;
+ * - cv::gemm on small float matrices accumulates in double, so J^T r and the loop's projection
+ *   are double sums rounded to float;
+ * - cv::solve(DECOMP_CHOLESKY) on a 40x40 float matrix is OpenCV's own Cholesky (LAPACK only
+ *   takes over from 100 rows): float factors, double accumulators;
+ * - the rotation update goes through cv::SVD (one-sided Jacobi) and cv::Rodrigues (double). */
+#include "pdm/pdm.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/file.h"
+#include "model/reader.h"
+
+/* x86-64 builds with GCC or Clang get a hardware-FMA variant of the sgemm emulation, chosen at
+ * run time; elsewhere fmaf gives the same numbers, only slower. */
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define FA_PDM_X86 1
+#else
+#define FA_PDM_X86 0
+#endif
+#if FA_PDM_X86
+#include <immintrin.h>
+#endif
+#if defined(__GNUC__) || defined(__clang__)
+#define FA_ALWAYS_INLINE __attribute__((always_inline))
+#else
+#define FA_ALWAYS_INLINE
+#endif
+
+enum { MAX_POINTS = FA_PDM_MAX_POINTS, MAX_MODES = FA_PDM_MAX_MODES, MAX_PARAMS = 6 + MAX_MODES };
+
+/* ---------------------------------------------------------------------------------------------
+ * Loading */
+
+static fa_status matrix_to_floats(const fa_matrix_t *matrix, float **out, fa_error_t *error) {
+    size_t count = (size_t)matrix->rows * (size_t)matrix->cols;
+    *out = malloc((count ? count : 1) * sizeof **out);
+    if (!*out) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    /* OpenFace reads doubles and converts them to float (convertTo CV_32F). */
+    for (size_t i = 0; i < count; i++)
+        (*out)[i] = (float)matrix->data[i];
+    return FA_OK;
+}
+
+static fa_status check_shapes(const fa_matrix_t *mean, const fa_matrix_t *components,
+                              const fa_matrix_t *eigenvalues, const char *name, fa_error_t *error) {
+    int rows = mean->rows, modes = components->cols;
+    if (mean->cols != 1 || rows <= 0 || rows % 3 != 0 || rows / 3 > MAX_POINTS)
+        return fa_error_set(error, FA_ERROR_MODEL, "%s: mean shape is %dx%d, not 3n x 1 (n <= %d)",
+                            name, mean->rows, mean->cols, MAX_POINTS);
+    if (components->rows != rows || modes <= 0 || modes > MAX_MODES)
+        return fa_error_set(error, FA_ERROR_MODEL,
+                            "%s: principal components are %dx%d, expected %d x m (m <= %d)", name,
+                            components->rows, components->cols, rows, MAX_MODES);
+    if (eigenvalues->rows * eigenvalues->cols != modes ||
+        (eigenvalues->rows != 1 && eigenvalues->cols != 1))
+        return fa_error_set(error, FA_ERROR_MODEL, "%s: %dx%d eigenvalues for %d modes", name,
+                            eigenvalues->rows, eigenvalues->cols, modes);
+    for (int i = 0; i < modes; i++)
+        if (!(eigenvalues->data[i] > 0))
+            return fa_error_set(error, FA_ERROR_MODEL, "%s: eigenvalue %d is not positive", name,
+                                i);
+    return FA_OK;
+}
+
+fa_status fa_pdm_parse(const char *data, size_t size, const char *name, fa_pdm_t *pdm,
+                       fa_error_t *error) {
+    memset(pdm, 0, sizeof *pdm);
+    fa_reader_t reader;
+    fa_reader_init(&reader, data, size, name);
+    name = reader.name;
+    fa_matrix_t mean = {0}, components = {0}, eigenvalues = {0};
+    fa_status status = fa_read_text_matrix(&reader, &mean, error);
+    if (status == FA_OK) status = fa_read_text_matrix(&reader, &components, error);
+    if (status == FA_OK) status = fa_read_text_matrix(&reader, &eigenvalues, error);
+    if (status == FA_OK) status = check_shapes(&mean, &components, &eigenvalues, name, error);
+    if (status == FA_OK) status = matrix_to_floats(&mean, &pdm->mean_shape, error);
+    if (status == FA_OK) status = matrix_to_floats(&components, &pdm->components, error);
+    if (status == FA_OK) status = matrix_to_floats(&eigenvalues, &pdm->eigenvalues, error);
+    if (status == FA_OK) {
+        pdm->point_count = mean.rows / 3;
+        pdm->mode_count = components.cols;
+    } else {
+        fa_pdm_release(pdm);
+    }
+    fa_matrix_release(&mean);
+    fa_matrix_release(&components);
+    fa_matrix_release(&eigenvalues);
+    return status;
+}
+
+fa_status fa_pdm_load(const char *path, fa_pdm_t *pdm, fa_error_t *error) {
+    memset(pdm, 0, sizeof *pdm);
+    char *contents = NULL;
+    size_t size = 0;
+    fa_status status = fa_file_read_all(path, &contents, &size, error);
+    if (status != FA_OK) return status;
+    status = fa_pdm_parse(contents, size, path, pdm, error);
+    free(contents);
+    return status;
+}
+
+void fa_pdm_release(fa_pdm_t *pdm) {
+    if (!pdm) return;
+    free(pdm->mean_shape);
+    free(pdm->components);
+    free(pdm->eigenvalues);
+    memset(pdm, 0, sizeof *pdm);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Shapes */
+
+/* mean + V * p_local, as OpenBLAS sgemm forms it (PDM::CalcShape3D calls sgemm directly; OpenCV's
+ * gemm hands 204-row products to it too): per coordinate, fused multiply-adds in mode order
+ * from zero, then the mean added. */
+static inline FA_ALWAYS_INLINE void shape_kernel(const fa_pdm_t *pdm, const float *params_local,
+                                                 float *shape) {
+    int modes = pdm->mode_count;
+    for (int row = 0; row < 3 * pdm->point_count; row++) {
+        const float *component = pdm->components + (size_t)row * (size_t)modes;
+        float sum = 0;
+        for (int j = 0; j < modes; j++)
+            sum = fmaf(component[j], params_local[j], sum);
+        shape[row] = pdm->mean_shape[row] + sum;
+    }
+}
+
+static void shape_generic(const fa_pdm_t *pdm, const float *params_local, float *shape) {
+    shape_kernel(pdm, params_local, shape);
+}
+
+#if FA_PDM_X86
+__attribute__((target("avx2,fma"))) static void shape_fma(const fa_pdm_t *pdm,
+                                                          const float *params_local, float *shape) {
+    shape_kernel(pdm, params_local, shape);
+}
+#endif
+
+static int cpu_has_fma(void) {
+#if FA_PDM_X86
+    return __builtin_cpu_supports("fma") && __builtin_cpu_supports("avx2");
+#else
+    return 0;
+#endif
+}
+
+static void compute_shape(const fa_pdm_t *pdm, const float *params_local, float *shape, int fma) {
+#if FA_PDM_X86
+    if (fma) {
+        shape_fma(pdm, params_local, shape);
+        return;
+    }
+#endif
+    (void)fma;
+    shape_generic(pdm, params_local, shape);
+}
+
+void fa_pdm_shape_3d(const fa_pdm_t *pdm, const float *params_local, float *shape) {
+    compute_shape(pdm, params_local, shape, cpu_has_fma());
+}
+
+/* Utilities::Euler2RotationMatrix: R = Rx * Ry * Rz, in float. Its sin and cos calls resolve to
+ * the double functions in OpenFace's build, hence the double calls rounded to float. */
+static void euler_to_rotation(const float euler[3], float r[3][3]) {
+    float s1 = (float)sin(euler[0]), s2 = (float)sin(euler[1]), s3 = (float)sin(euler[2]);
+    float c1 = (float)cos(euler[0]), c2 = (float)cos(euler[1]), c3 = (float)cos(euler[2]);
+    r[0][0] = c2 * c3;
+    r[0][1] = -c2 * s3;
+    r[0][2] = s2;
+    r[1][0] = c1 * s3 + c3 * s1 * s2;
+    r[1][1] = c1 * c3 - s1 * s2 * s3;
+    r[1][2] = -c2 * s1;
+    r[2][0] = s1 * s3 - c1 * c3 * s2;
+    r[2][1] = c3 * s1 + c1 * s2 * s3;
+    r[2][2] = c1 * c2;
+}
+
+void fa_pdm_shape_2d(const fa_pdm_t *pdm, const float params_global[6], const float *params_local,
+                     float *landmarks) {
+    int n = pdm->point_count;
+    float shape[3 * MAX_POINTS], r[3][3];
+    fa_pdm_shape_3d(pdm, params_local, shape);
+    euler_to_rotation(params_global + 1, r);
+    float s = params_global[0], tx = params_global[4], ty = params_global[5];
+    for (int i = 0; i < n; i++) {
+        float x = shape[i], y = shape[i + n], z = shape[i + 2 * n];
+        landmarks[i] = s * (r[0][0] * x + r[0][1] * y + r[0][2] * z) + tx;
+        landmarks[i + n] = s * (r[1][0] * x + r[1][1] * y + r[1][2] * z) + ty;
+    }
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Rotations, as OpenCV computes them */
+
+/* OpenCV's hypot in lapack.cpp (not libm's): a * sqrt(1 + (b/a)^2). */
+static double opencv_hypot(double a, double b) {
+    a = fabs(a);
+    b = fabs(b);
+    if (a > b) {
+        b /= a;
+        return a * sqrt(1 + b * b);
+    }
+    if (b > 0) {
+        a /= b;
+        return b * sqrt(1 + a * a);
+    }
+    return 0;
+}
+
+/* cv::SVD of a 3x3 matrix: OpenCV's one-sided Jacobi (JacobiSVDImpl_) on the transposed matrix,
+ * in float (vectors) with double norms. Gives u and vt; singular values are not needed. A zero
+ * singular value (impossible for the rotation-like inputs here) is not given OpenCV's random
+ * completion. */
+#define DEFINE_JACOBI_SVD3(NAME, T, EPS)                                                           \
+    static void NAME(const T a[3][3], T u[3][3], T vt[3][3]) {                                     \
+        T at[3][3];                                                                                \
+        double w[3];                                                                               \
+        for (int i = 0; i < 3; i++) {                                                              \
+            double sd = 0;                                                                         \
+            for (int k = 0; k < 3; k++) {                                                          \
+                at[i][k] = a[k][i];                                                                \
+                sd += (double)at[i][k] * at[i][k];                                                 \
+            }                                                                                      \
+            w[i] = sd;                                                                             \
+            for (int k = 0; k < 3; k++)                                                            \
+                vt[i][k] = (T)(i == k);                                                            \
+        }                                                                                          \
+        for (int iteration = 0; iteration < 30; iteration++) {                                     \
+            int changed = 0;                                                                       \
+            for (int i = 0; i < 2; i++)                                                            \
+                for (int j = i + 1; j < 3; j++) {                                                  \
+                    double a0 = w[i], b0 = w[j], p = 0;                                            \
+                    for (int k = 0; k < 3; k++)                                                    \
+                        p += (double)at[i][k] * at[j][k];                                          \
+                    if (fabs(p) <= (EPS)*sqrt(a0 * b0)) continue;                                  \
+                    p *= 2;                                                                        \
+                    double beta = a0 - b0, gamma = opencv_hypot(p, beta);                          \
+                    T c, s;                                                                        \
+                    if (beta < 0) {                                                                \
+                        double delta = (gamma - beta) * 0.5;                                       \
+                        s = (T)sqrt(delta / gamma);                                                \
+                        c = (T)(p / (gamma * s * 2));                                              \
+                    } else {                                                                       \
+                        c = (T)sqrt((gamma + beta) / (gamma * 2));                                 \
+                        s = (T)(p / (gamma * c * 2));                                              \
+                    }                                                                              \
+                    a0 = b0 = 0;                                                                   \
+                    for (int k = 0; k < 3; k++) {                                                  \
+                        T t0 = c * at[i][k] + s * at[j][k];                                        \
+                        T t1 = -s * at[i][k] + c * at[j][k];                                       \
+                        at[i][k] = t0;                                                             \
+                        at[j][k] = t1;                                                             \
+                        a0 += (double)t0 * t0;                                                     \
+                        b0 += (double)t1 * t1;                                                     \
+                    }                                                                              \
+                    w[i] = a0;                                                                     \
+                    w[j] = b0;                                                                     \
+                    changed = 1;                                                                   \
+                    for (int k = 0; k < 3; k++) {                                                  \
+                        T t0 = c * vt[i][k] + s * vt[j][k];                                        \
+                        T t1 = -s * vt[i][k] + c * vt[j][k];                                       \
+                        vt[i][k] = t0;                                                             \
+                        vt[j][k] = t1;                                                             \
+                    }                                                                              \
+                }                                                                                  \
+            if (!changed) break;                                                                   \
+        }                                                                                          \
+        for (int i = 0; i < 3; i++) {                                                              \
+            double sd = 0;                                                                         \
+            for (int k = 0; k < 3; k++)                                                            \
+                sd += (double)at[i][k] * at[i][k];                                                 \
+            w[i] = sqrt(sd);                                                                       \
+        }                                                                                          \
+        for (int i = 0; i < 2; i++) { /* descending singular values, selection as OpenCV */        \
+            int j = i;                                                                             \
+            for (int k = i + 1; k < 3; k++)                                                        \
+                if (w[j] < w[k]) j = k;                                                            \
+            if (i == j) continue;                                                                  \
+            double wt = w[i];                                                                      \
+            w[i] = w[j];                                                                           \
+            w[j] = wt;                                                                             \
+            for (int k = 0; k < 3; k++) {                                                          \
+                T t = at[i][k];                                                                    \
+                at[i][k] = at[j][k];                                                               \
+                at[j][k] = t;                                                                      \
+                t = vt[i][k];                                                                      \
+                vt[i][k] = vt[j][k];                                                               \
+                vt[j][k] = t;                                                                      \
+            }                                                                                      \
+        }                                                                                          \
+        for (int i = 0; i < 3; i++) {                                                              \
+            T scale = (T)(w[i] > DBL_MIN ? 1 / w[i] : 0.);                                         \
+            for (int k = 0; k < 3; k++)                                                            \
+                u[k][i] = at[i][k] * scale;                                                        \
+        }                                                                                          \
+    }
+
+DEFINE_JACOBI_SVD3(svd3_float, float, FLT_EPSILON * 2)
+DEFINE_JACOBI_SVD3(svd3_double, double, DBL_EPSILON * 10)
+
+/* cv::gemm's 3x3 float path: float dot products. */
+static void multiply3_float(const float a[3][3], const float b[3][3], float out[3][3]) {
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            out[i][j] = a[i][0] * b[0][j] + a[i][1] * b[1][j] + a[i][2] * b[2][j];
+}
+
+/* PDM::Orthonormalise: u * diag(1, 1, det(u vt)) * vt. */
+static void orthonormalise(float r[3][3]) {
+    float u[3][3], vt[3][3], x[3][3];
+    svd3_float((const float(*)[3])r, u, vt);
+    multiply3_float((const float(*)[3])u, (const float(*)[3])vt, x);
+    /* cv::determinant of a 3x3 float matrix: the 2x2 minors in double. */
+    double det = x[0][0] * ((double)x[1][1] * x[2][2] - (double)x[1][2] * x[2][1]) -
+                 x[0][1] * ((double)x[1][0] * x[2][2] - (double)x[1][2] * x[2][0]) +
+                 x[0][2] * ((double)x[1][0] * x[2][1] - (double)x[1][1] * x[2][0]);
+    float w[3][3] = {{1, 0, 0}, {0, 1, 0}, {0, 0, (float)det}}, uw[3][3];
+    multiply3_float((const float(*)[3])u, (const float(*)[3])w, uw);
+    multiply3_float((const float(*)[3])uw, (const float(*)[3])vt, r);
+}
+
+/* cv::Rodrigues, rotation matrix to axis-angle: re-orthonormalised in double by SVD. */
+static void rotation_to_axis_angle(const float rotation[3][3], float axis_angle[3]) {
+    double a[3][3], u[3][3], vt[3][3], r[3][3];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            a[i][j] = rotation[i][j];
+    svd3_double((const double(*)[3])a, u, vt);
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) {
+            double s = 0;
+            for (int k = 0; k < 3; k++)
+                s += u[i][k] * vt[k][j];
+            r[i][j] = s;
+        }
+    double rx = r[2][1] - r[1][2], ry = r[0][2] - r[2][0], rz = r[1][0] - r[0][1];
+    double s = sqrt((rx * rx + ry * ry + rz * rz) * 0.25);
+    double c = (r[0][0] + r[1][1] + r[2][2] - 1) * 0.5;
+    c = c > 1. ? 1. : c < -1. ? -1. : c;
+    double theta = acos(c);
+    if (s < 1e-5) {
+        if (c > 0) {
+            rx = ry = rz = 0;
+        } else { /* a half turn: the axis from the diagonal */
+            double t = (r[0][0] + 1) * 0.5;
+            rx = sqrt(fmax(t, 0.));
+            t = (r[1][1] + 1) * 0.5;
+            ry = sqrt(fmax(t, 0.)) * (r[0][1] < 0 ? -1. : 1.);
+            t = (r[2][2] + 1) * 0.5;
+            rz = sqrt(fmax(t, 0.)) * (r[0][2] < 0 ? -1. : 1.);
+            if (fabs(rx) < fabs(ry) && fabs(rx) < fabs(rz) && (r[1][2] > 0) != (ry * rz > 0))
+                rz = -rz;
+            theta /= sqrt(rx * rx + ry * ry + rz * rz);
+            rx *= theta;
+            ry *= theta;
+            rz *= theta;
+        }
+    } else {
+        double scale = 1 / (2 * s);
+        scale *= theta;
+        rx *= scale;
+        ry *= scale;
+        rz *= scale;
+    }
+    axis_angle[0] = (float)rx;
+    axis_angle[1] = (float)ry;
+    axis_angle[2] = (float)rz;
+}
+
+/* cv::Rodrigues, axis-angle to rotation matrix, in double. */
+static void axis_angle_to_rotation(const float axis_angle[3], float rotation[3][3]) {
+    double x = axis_angle[0], y = axis_angle[1], z = axis_angle[2];
+    double theta = sqrt(x * x + y * y + z * z);
+    if (theta < DBL_EPSILON) {
+        for (int i = 0; i < 3; i++)
+            for (int j = 0; j < 3; j++)
+                rotation[i][j] = (float)(i == j);
+        return;
+    }
+    double c = cos(theta), s = sin(theta), c1 = 1. - c, inverse = theta ? 1. / theta : 0.;
+    x *= inverse;
+    y *= inverse;
+    z *= inverse;
+    const double rrt[3][3] = {{x * x, x * y, x * z}, {x * y, y * y, y * z}, {x * z, y * z, z * z}};
+    const double cross[3][3] = {{0, -z, y}, {z, 0, -x}, {-y, x, 0}};
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++)
+            rotation[i][j] = (float)((c * (double)(i == j) + c1 * rrt[i][j]) + s * cross[i][j]);
+}
+
+/* Utilities::RotationMatrix2Euler: through a quaternion, in float with the double sqrt, asin and
+ * atan2 (as OpenFace's build resolves them). */
+static void rotation_to_euler(const float r[3][3], float euler[3]) {
+    float q0 = (float)(sqrt(1 + r[0][0] + r[1][1] + r[2][2]) / 2.0f);
+    float q1 = (r[2][1] - r[1][2]) / (4.0f * q0);
+    float q2 = (r[0][2] - r[2][0]) / (4.0f * q0);
+    float q3 = (r[1][0] - r[0][1]) / (4.0f * q0);
+    float t1 = 2.0f * (q0 * q2 + q1 * q3);
+    if (t1 > 1) t1 = 1.0f;
+    if (t1 < -1) t1 = -1.0f;
+    euler[1] = (float)asin(t1);
+    euler[0] = (float)atan2(2.0f * (q0 * q1 - q2 * q3), q0 * q0 - q1 * q1 - q2 * q2 + q3 * q3);
+    euler[2] = (float)atan2(2.0f * (q0 * q3 - q1 * q2), q0 * q0 + q1 * q1 - q2 * q2 - q3 * q3);
+}
+
+/* PDM::UpdateModelParameters. */
+static void update_parameters(const float *delta, int modes, float global[6], float *local) {
+    global[0] += delta[0];
+    global[4] += delta[4];
+    global[5] += delta[5];
+    float r1[3][3], r3[3][3];
+    euler_to_rotation(global + 1, r1);
+    /* The small-angle rotation R' = I + [w]x, made orthonormal. */
+    float r2[3][3] = {{1, -delta[3], delta[2]}, {delta[3], 1, -delta[1]}, {-delta[2], delta[1], 1}};
+    orthonormalise(r2);
+    for (int i = 0; i < 3; i++) /* cv::Matx product: float, from 0 */
+        for (int j = 0; j < 3; j++) {
+            float s = 0;
+            for (int k = 0; k < 3; k++)
+                s += r1[i][k] * r2[k][j];
+            r3[i][j] = s;
+        }
+    float axis_angle[3], r[3][3], euler[3];
+    rotation_to_axis_angle((const float(*)[3])r3, axis_angle);
+    axis_angle_to_rotation(axis_angle, r);
+    rotation_to_euler((const float(*)[3])r, euler);
+    if (isnan(euler[0]) || isnan(euler[1]) || isnan(euler[2])) euler[0] = euler[1] = euler[2] = 0;
+    global[1] = euler[0];
+    global[2] = euler[1];
+    global[3] = euler[2];
+    for (int j = 0; j < modes; j++)
+        local[j] += delta[6 + j];
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * CalcParams */
+
+typedef struct fit {
+    const fa_pdm_t *pdm;
+    int n, m, count;              /* all points, modes, visible points */
+    int fma;                      /* the CPU has FMA and AVX2 */
+    int index[MAX_POINTS];        /* visible point indices */
+    float target[2 * MAX_POINTS]; /* visible x then visible y */
+    float shape[3 * MAX_POINTS];  /* model-space shape of the visible points: X, Y, Z blocks */
+} fit_t;
+
+static void fit_shape(fit_t *fit, const float *local) {
+    float full[3 * MAX_POINTS];
+    compute_shape(fit->pdm, local, full, fit->fma);
+    for (int b = 0; b < 3; b++)
+        for (int i = 0; i < fit->count; i++)
+            fit->shape[b * fit->count + i] = full[b * fit->n + fit->index[i]];
+}
+
+/* cv::norm of a float difference: double sum of squares, four at a time (normL2Sqr). */
+static float residual_norm(const float *a, const float *b, int count) {
+    double sum = 0;
+    int i = 0;
+    for (; i + 4 <= count; i += 4) {
+        double v0 = a[i] - b[i], v1 = a[i + 1] - b[i + 1];
+        double v2 = a[i + 2] - b[i + 2], v3 = a[i + 3] - b[i + 3];
+        sum += v0 * v0 + v1 * v1 + v2 * v2 + v3 * v3;
+    }
+    for (; i < count; i++) {
+        double v = a[i] - b[i];
+        sum += v * v;
+    }
+    return (float)sqrt(sum);
+}
+
+/* The loop's projection: scaling * shape^T * R_2D^T through cv::gemm (double sums), then the
+ * translation added in float. */
+static void fit_project(const fit_t *fit, const float global[6], float *projected) {
+    float r[3][3];
+    euler_to_rotation(global + 1, r);
+    int c = fit->count;
+    for (int axis = 0; axis < 2; axis++)
+        for (int i = 0; i < c; i++) {
+            double s = (double)fit->shape[i] * r[axis][0];
+            s += (double)fit->shape[i + c] * r[axis][1];
+            s += (double)fit->shape[i + 2 * c] * r[axis][2];
+            projected[axis * c + i] = (float)(s * global[0]) + global[4 + axis];
+        }
+}
+
+/* PDM::ComputeJacobian (unit weights): rows x0.., then y0..; columns s, rx, ry, rz, tx, ty,
+ * modes. */
+static void fit_jacobian(const fit_t *fit, const float global[6], float *jacobian) {
+    float r[3][3];
+    euler_to_rotation(global + 1, r);
+    int c = fit->count, m = fit->m, columns = 6 + m;
+    float s = global[0];
+    for (int i = 0; i < c; i++) {
+        float x = fit->shape[i], y = fit->shape[i + c], z = fit->shape[i + 2 * c];
+        float *jx = jacobian + (size_t)i * columns, *jy = jacobian + (size_t)(i + c) * columns;
+        jx[0] = x * r[0][0] + y * r[0][1] + z * r[0][2];
+        jy[0] = x * r[1][0] + y * r[1][1] + z * r[1][2];
+        jx[1] = s * (y * r[0][2] - z * r[0][1]);
+        jy[1] = s * (y * r[1][2] - z * r[1][1]);
+        jx[2] = -s * (x * r[0][2] - z * r[0][0]);
+        jy[2] = -s * (x * r[1][2] - z * r[1][0]);
+        jx[3] = s * (x * r[0][1] - y * r[0][0]);
+        jy[3] = s * (x * r[1][1] - y * r[1][0]);
+        jx[4] = 1.0f;
+        jy[4] = 0.0f;
+        jx[5] = 0.0f;
+        jy[5] = 1.0f;
+        int p = fit->index[i], n = fit->n;
+        const float *vx = fit->pdm->components + (size_t)p * m;
+        const float *vy = fit->pdm->components + (size_t)(p + n) * m;
+        const float *vz = fit->pdm->components + (size_t)(p + 2 * n) * m;
+        for (int j = 0; j < m; j++) {
+            jx[6 + j] = s * (r[0][0] * vx[j] + r[0][1] * vy[j] + r[0][2] * vz[j]);
+            jy[6 + j] = s * (r[1][0] * vx[j] + r[1][1] * vy[j] + r[1][2] * vz[j]);
+        }
+    }
+}
+
+/* The right-hand side J^T r - Λ p_local. J^T r is cv::gemm with a one-column B: double sums in
+ * four interleaved accumulators. The regularisation is a gemm with C = the gradient, beta = 1,
+ * alpha = -1: one rounding of the double difference. */
+static void fit_gradient(const fit_t *fit, const float *jacobian, const float *residual,
+                         const float *regularisation, const float *local, float *gradient) {
+    int rows = 2 * fit->count, columns = 6 + fit->m;
+    for (int j = 0; j < columns; j++) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        int k = 0;
+        for (; k + 4 <= rows; k += 4) {
+            s0 += (double)jacobian[(size_t)k * columns + j] * residual[k];
+            s1 += (double)jacobian[(size_t)(k + 1) * columns + j] * residual[k + 1];
+            s2 += (double)jacobian[(size_t)(k + 2) * columns + j] * residual[k + 2];
+            s3 += (double)jacobian[(size_t)(k + 3) * columns + j] * residual[k + 3];
+        }
+        for (; k < rows; k++)
+            s0 += (double)jacobian[(size_t)k * columns + j] * residual[k];
+        gradient[j] = (float)(s0 + s1 + s2 + s3);
+    }
+    for (int j = 0; j < fit->m; j++)
+        gradient[6 + j] = (float)((double)regularisation[j] * local[j] * -1.0 + gradient[6 + j]);
+}
+
+/* Whether OpenBLAS 0.3.21's Haswell sgemm kernel sums C(i, j) of the 40x40 product J^T J in two
+ * interleaved accumulators (even and odd k) rather than one. Found by probing the library: it
+ * depends on the tile, not on K (for 40x40; other sizes get the single accumulator). */
+static int hessian_two_accumulators(int i, int j, int size) {
+    if (size != 40) return 0;
+    if (j >= 36) return 1;
+    if (i < 8) return (j / 6) % 2 == 0;
+    if (i >= 32) return (j / 6) % 2 == 1;
+    return 0;
+}
+
+/* The Hessian J^T J + Λ as OpenBLAS forms it: fused multiply-adds in k order, then added to Λ.
+ * sgemm's C is column-major, so element (i, j) of its product is H[j][i]. The loops run over i
+ * innermost so that they vectorise without changing any element's order of operations. */
+static inline FA_ALWAYS_INLINE void hessian_kernel(const float *jacobian, int rows, int columns,
+                                                   const float *regularisation, float *hessian) {
+    int rows8 = rows - rows % 8;
+    for (int j = 0; j < columns; j++) {
+        float single[MAX_PARAMS] = {0}, even[MAX_PARAMS] = {0}, odd[MAX_PARAMS] = {0};
+        for (int k = 0; k < rows; k++) {
+            const float *row = jacobian + (size_t)k * columns;
+            float b = row[j];
+            for (int i = 0; i < columns; i++)
+                single[i] = fmaf(row[i], b, single[i]);
+        }
+        int first = 0, last = columns; /* the i range summed with two accumulators */
+        while (first < columns && !hessian_two_accumulators(first, j, columns))
+            first++;
+        while (last > first && !hessian_two_accumulators(last - 1, j, columns))
+            last--;
+        for (int k = 0; k < rows8; k += 2) {
+            const float *row0 = jacobian + (size_t)k * columns, *row1 = row0 + columns;
+            float b0 = row0[j], b1 = row1[j];
+            for (int i = first; i < last; i++) {
+                even[i] = fmaf(row0[i], b0, even[i]);
+                odd[i] = fmaf(row1[i], b1, odd[i]);
+            }
+        }
+        for (int k = rows8; k < rows; k++) {
+            const float *row = jacobian + (size_t)k * columns;
+            for (int i = first; i < last; i++)
+                even[i] = fmaf(row[i], row[j], even[i]);
+        }
+        for (int i = 0; i < columns; i++) {
+            float sum = hessian_two_accumulators(i, j, columns) ? even[i] + odd[i] : single[i];
+            hessian[j * columns + i] = (i == j && i >= 6 ? regularisation[i - 6] : 0.0f) + sum;
+        }
+    }
+}
+
+static void hessian_generic(const float *jacobian, int rows, int columns,
+                            const float *regularisation, float *hessian) {
+    hessian_kernel(jacobian, rows, columns, regularisation, hessian);
+}
+
+#if FA_PDM_X86
+/* The same sums with AVX2 FMA, eight i at a time (each lane keeps its element's order of
+ * operations, so the results equal hessian_generic's); the columns left over use the scalar
+ * kernel. */
+__attribute__((target("avx2,fma"))) static void hessian_fma(const float *jacobian, int rows,
+                                                            int columns,
+                                                            const float *regularisation,
+                                                            float *hessian) {
+    enum { BLOCKS = MAX_PARAMS / 8 };
+    int blocks = columns / 8, rows8 = rows - rows % 8;
+    if (blocks == 0) {
+        hessian_kernel(jacobian, rows, columns, regularisation, hessian);
+        return;
+    }
+    for (int j = 0; j < columns; j++) {
+        __m256 single[BLOCKS], even[BLOCKS], odd[BLOCKS];
+        int dual[BLOCKS];
+        for (int b = 0; b < blocks; b++) {
+            single[b] = even[b] = odd[b] = _mm256_setzero_ps();
+            dual[b] = hessian_two_accumulators(8 * b, j, columns);
+        }
+        for (int k = 0; k < rows; k++) {
+            const float *row = jacobian + (size_t)k * columns;
+            __m256 factor = _mm256_set1_ps(row[j]);
+            int parity_odd = k < rows8 && (k & 1);
+            for (int b = 0; b < blocks; b++) {
+                __m256 value = _mm256_loadu_ps(row + 8 * b);
+                single[b] = _mm256_fmadd_ps(value, factor, single[b]);
+                if (!dual[b]) continue;
+                if (parity_odd)
+                    odd[b] = _mm256_fmadd_ps(value, factor, odd[b]);
+                else
+                    even[b] = _mm256_fmadd_ps(value, factor, even[b]);
+            }
+        }
+        float *out = hessian + j * columns;
+        for (int b = 0; b < blocks; b++)
+            _mm256_storeu_ps(out + 8 * b, dual[b] ? _mm256_add_ps(even[b], odd[b]) : single[b]);
+        for (int i = 8 * blocks; i < columns; i++) { /* leftover columns */
+            float one = 0, even_sum = 0, odd_sum = 0;
+            for (int k = 0; k < rows; k++) {
+                const float *row = jacobian + (size_t)k * columns;
+                one = fmaf(row[i], row[j], one);
+                if (k < rows8 && (k & 1))
+                    odd_sum = fmaf(row[i], row[j], odd_sum);
+                else
+                    even_sum = fmaf(row[i], row[j], even_sum);
+            }
+            out[i] = hessian_two_accumulators(i, j, columns) ? even_sum + odd_sum : one;
+        }
+        for (int i = 0; i < columns; i++)
+            out[i] = (i == j && i >= 6 ? regularisation[i - 6] : 0.0f) + out[i];
+    }
+}
+#endif
+
+static void fit_hessian(const fit_t *fit, const float *jacobian, const float *regularisation,
+                        float *hessian) {
+#if FA_PDM_X86
+    if (fit->fma) {
+        hessian_fma(jacobian, 2 * fit->count, 6 + fit->m, regularisation, hessian);
+        return;
+    }
+#endif
+    hessian_generic(jacobian, 2 * fit->count, 6 + fit->m, regularisation, hessian);
+}
+
+/* cv::solve(DECOMP_CHOLESKY) for one right-hand side, as OpenCV's CholImpl: the factor and the
+ * solution in float, each sum in double (of float products). Returns 0 if the matrix is not
+ * positive definite, and then, like cv::solve, the solution is zero. */
+static int cholesky_solve(float *a, int size, float *b) {
+    for (int i = 0; i < size; i++) {
+        double s;
+        int j;
+        for (j = 0; j < i; j++) {
+            s = a[i * size + j];
+            for (int k = 0; k < j; k++)
+                s -= a[i * size + k] * a[j * size + k];
+            a[i * size + j] = (float)(s * a[j * size + j]);
+        }
+        s = a[i * size + i];
+        for (int k = 0; k < j; k++) {
+            double t = a[i * size + k];
+            s -= t * t;
+        }
+        if (s < FLT_EPSILON) {
+            for (int k = 0; k < size; k++)
+                b[k] = 0;
+            return 0;
+        }
+        a[i * size + i] = (float)(1. / sqrt(s)); /* the diagonal holds inverses */
+    }
+    for (int i = 0; i < size; i++) {
+        double s = b[i];
+        for (int k = 0; k < i; k++)
+            s -= a[i * size + k] * b[k];
+        b[i] = (float)(s * a[i * size + i]);
+    }
+    for (int i = size - 1; i >= 0; i--) {
+        double s = b[i];
+        for (int k = size - 1; k > i; k--)
+            s -= a[k * size + i] * b[k];
+        b[i] = (float)(s * a[i * size + i]);
+    }
+    return 1;
+}
+
+/* Initial global parameters from the bounding boxes of the target and of the mean shape. */
+static void fit_initialise(const fit_t *fit, float global[6]) {
+    const float *mean = fit->pdm->mean_shape;
+    int c = fit->count, n = fit->n;
+    float min_x = 0, max_x = 0, min_y = 0, max_y = 0;
+    float model_min_x = 0, model_max_x = 0, model_min_y = 0, model_max_y = 0;
+    for (int i = 0; i < c; i++) {
+        float x = fit->target[i], y = fit->target[i + c];
+        float mx = mean[fit->index[i]], my = mean[fit->index[i] + n];
+        if (i == 0 || x < min_x) min_x = x;
+        if (i == 0 || x > max_x) max_x = x;
+        if (i == 0 || y < min_y) min_y = y;
+        if (i == 0 || y > max_y) max_y = y;
+        if (i == 0 || mx < model_min_x) model_min_x = mx;
+        if (i == 0 || mx > model_max_x) model_max_x = mx;
+        if (i == 0 || my < model_min_y) model_min_y = my;
+        if (i == 0 || my > model_max_y) model_max_y = my;
+    }
+    float width = fabsf(min_x - max_x), height = fabsf(min_y - max_y);
+    float model_width = fabsf(model_min_x - model_max_x);
+    float model_height = fabsf(model_min_y - model_max_y);
+    global[0] = ((width / model_width) + (height / model_height)) / 2.0f;
+    global[1] = global[2] = global[3] = 0;
+    global[4] = (min_x + max_x) / 2.0f;
+    global[5] = (min_y + max_y) / 2.0f;
+}
+
+/* The initial error: PDM.cpp projects the initial shape with float arithmetic here. */
+static float fit_initial_error(const fit_t *fit, const float global[6]) {
+    float projected[2 * MAX_POINTS], r[3][3];
+    euler_to_rotation(global + 1, r);
+    int c = fit->count;
+    for (int i = 0; i < c; i++) {
+        float x = fit->shape[i], y = fit->shape[i + c], z = fit->shape[i + 2 * c];
+        projected[i] = global[0] * (r[0][0] * x + r[0][1] * y + r[0][2] * z) + global[4];
+        projected[i + c] = global[0] * (r[1][0] * x + r[1][1] * y + r[1][2] * z) + global[5];
+    }
+    return residual_norm(projected, fit->target, 2 * c);
+}
+
+void fa_pdm_calc_params(const fa_pdm_t *pdm, const float *landmarks, float params_global[6],
+                        float *params_local) {
+    fit_t fit;
+    fit.pdm = pdm;
+    fit.n = pdm->point_count;
+    fit.m = pdm->mode_count;
+    fit.count = 0;
+    fit.fma = cpu_has_fma();
+    for (int i = 0; i < fit.n; i++)
+        if (landmarks[i] != 0) fit.index[fit.count++] = i; /* x == 0 marks an invisible point */
+    for (int i = 0; i < fit.count; i++) {
+        fit.target[i] = landmarks[fit.index[i]];
+        fit.target[i + fit.count] = landmarks[fit.index[i] + fit.n];
+    }
+    int m = fit.m, columns = 6 + m, rows = 2 * fit.count;
+    float global[6], local[MAX_MODES] = {0}, regularisation[MAX_MODES];
+    for (int j = 0; j < m; j++)
+        regularisation[j] = 1.0f / pdm->eigenvalues[j];
+    if (fit.count == 0) { /* nothing to fit: OpenFace would read garbage; return the mean */
+        memset(params_global, 0, 6 * sizeof *params_global);
+        memset(params_local, 0, (size_t)m * sizeof *params_local);
+        return;
+    }
+    fit_shape(&fit, local);
+    fit_initialise(&fit, global);
+    float current_error = fit_initial_error(&fit, global);
+
+    float jacobian[2 * MAX_POINTS * MAX_PARAMS], hessian[MAX_PARAMS * MAX_PARAMS];
+    float projected[2 * MAX_POINTS], residual[2 * MAX_POINTS], delta[MAX_PARAMS];
+    int not_improved = 0;
+    for (int iteration = 0; iteration < 1000; iteration++) {
+        fit_shape(&fit, local);
+        fit_project(&fit, global, projected);
+        for (int k = 0; k < rows; k++)
+            residual[k] = fit.target[k] - projected[k];
+        fit_jacobian(&fit, global, jacobian);
+        fit_gradient(&fit, jacobian, residual, regularisation, local, delta);
+        fit_hessian(&fit, jacobian, regularisation, hessian);
+        cholesky_solve(hessian, columns, delta);
+        for (int j = 0; j < columns; j++)
+            delta[j] = 0.75f * delta[j]; /* damped step */
+        update_parameters(delta, m, global, local);
+        /* OpenFace measures the new error on the shape of the old local parameters. */
+        fit_project(&fit, global, projected);
+        float error = residual_norm(projected, fit.target, rows);
+        /* The counter is never reset: three non-improving steps in all end the fit. */
+        if (0.999 * current_error < error && ++not_improved == 3) break;
+        current_error = error;
+    }
+    memcpy(params_global, global, sizeof global);
+    memcpy(params_local, local, (size_t)m * sizeof *params_local);
+}
