@@ -216,13 +216,14 @@ fa_status fa_output_open(const char *out_dir, const char *stem, unsigned flags,
 fa_status fa_output_write_frame(fa_output_t *output, const fa_frame_result_t *result,
                                 const fa_image_t *aligned, fa_error_t *error);
 
-/* After the last frame: flushes the files and rewrites the CSV's AU columns with the
- * post-processed series, as OpenFace does (atomically: a temporary file renamed over the CSV).
- * series may be NULL (an interrupted run keeps its per-frame rows). Then call fa_output_close. */
+/* While a run lasts, rows are written and flushed to <stem>.csv.part and <stem>.hog.part. After
+ * the last frame fa_output_finish rewrites the AU columns with the post-processed series, as
+ * OpenFace does, and renames the files to <stem>.csv and <stem>.hog. A run that stops early keeps
+ * its .part files (complete rows only). Then call fa_output_close. */
 fa_status fa_output_finish(fa_output_t *output, const fa_au_series_t *series, fa_error_t *error);
 void fa_output_close(fa_output_t *output);
 
-/* Paths of what was written, for messages. */
+/* The CSV written: <stem>.csv after a successful finish, else <stem>.csv.part. */
 const char *fa_output_csv_path(const fa_output_t *output);
 
 #ifdef __cplusplus

@@ -13,10 +13,15 @@
 
 enum { PATH_SIZE = 4096 };
 
+/* Rows go to <stem>.csv.part (and .hog.part) while the run lasts; only a finished run renames
+ * them to their final names, so a crash or an interruption never leaves a file that looks
+ * complete, and keeps every row written so far. */
 struct fa_output {
     unsigned flags;
     const fa_models_t *models;
+    int finished;
     char csv_path[PATH_SIZE], hog_path[PATH_SIZE], aligned_dir[PATH_SIZE];
+    char csv_part_path[PATH_SIZE + 8], hog_part_path[PATH_SIZE + 8];
     FILE *csv, *hog;
     long rows;
     int au_columns_begin; /* index of the first AU column, -1 without AUs */
@@ -80,16 +85,20 @@ fa_status fa_output_open(const char *out_dir, const char *stem, unsigned flags,
     fa_status status = make_directory(out_dir, error);
     if (status == FA_OK) status = join_stem(output->csv_path, out_dir, stem, ".csv", error);
     if (status == FA_OK) {
-        output->csv = fopen(output->csv_path, "w");
+        snprintf(output->csv_part_path, sizeof output->csv_part_path, "%s.part", output->csv_path);
+        output->csv = fopen(output->csv_part_path, "w");
         if (!output->csv)
-            status = fa_error_set(error, FA_ERROR_IO, "%s: %s", output->csv_path, strerror(errno));
+            status = fa_error_set(error, FA_ERROR_IO, "%s: %s", output->csv_part_path,
+                                  strerror(errno));
         else if (!write_header(output))
-            status = fa_error_set(error, FA_ERROR_IO, "%s: write failed", output->csv_path);
+            status = fa_error_set(error, FA_ERROR_IO, "%s: write failed", output->csv_part_path);
     }
     if (status == FA_OK && (flags & FA_OUTPUT_HOG)) {
         status = join_stem(output->hog_path, out_dir, stem, ".hog", error);
-        if (status == FA_OK && !(output->hog = fopen(output->hog_path, "wb")))
-            status = fa_error_set(error, FA_ERROR_IO, "%s: %s", output->hog_path, strerror(errno));
+        snprintf(output->hog_part_path, sizeof output->hog_part_path, "%s.part", output->hog_path);
+        if (status == FA_OK && !(output->hog = fopen(output->hog_part_path, "wb")))
+            status = fa_error_set(error, FA_ERROR_IO, "%s: %s", output->hog_part_path,
+                                  strerror(errno));
     }
     if (status == FA_OK && (flags & FA_OUTPUT_ALIGNED)) {
         status = join_stem(output->aligned_dir, out_dir, stem, "_aligned", error);
@@ -139,11 +148,12 @@ fa_status fa_output_write_frame(fa_output_t *output, const fa_frame_result_t *re
     write_row(output, result);
     /* Flushed per row so that an interrupted run keeps every finished frame. */
     if (fflush(output->csv) != 0 || ferror(output->csv))
-        return fa_error_set(error, FA_ERROR_IO, "%s: write failed: %s", output->csv_path,
+        return fa_error_set(error, FA_ERROR_IO, "%s: write failed: %s", output->csv_part_path,
                             strerror(errno));
     output->rows++;
     if (output->hog && result->hog && !write_hog_record(output->hog, result))
-        return fa_error_set(error, FA_ERROR_IO, "%s: write failed", output->hog_path);
+        return fa_error_set(error, FA_ERROR_IO, "%s: write failed: %s", output->hog_part_path,
+                            strerror(errno));
     if ((output->flags & FA_OUTPUT_ALIGNED) && aligned && result->success) {
         char path[PATH_SIZE + 32];
         snprintf(path, sizeof path, "%s/frame_det_00_%06d.bmp", output->aligned_dir,
@@ -182,20 +192,20 @@ static fa_status rewrite_aus(fa_output_t *output, const fa_au_series_t *series, 
                             output->csv_path, output->rows, series->frame_count);
     char temporary[PATH_SIZE + 8];
     snprintf(temporary, sizeof temporary, "%s.tmp", output->csv_path);
-    FILE *in = fopen(output->csv_path, "r"), *out = fopen(temporary, "w");
+    FILE *in = fopen(output->csv_part_path, "r"), *out = in ? fopen(temporary, "w") : NULL;
     fa_status status = FA_OK;
     char *line = NULL;
     size_t capacity = 0;
     if (!in || !out) {
-        status = fa_error_set(error, FA_ERROR_IO, "%s: %s", in ? temporary : output->csv_path,
+        status = fa_error_set(error, FA_ERROR_IO, "%s: %s", in ? temporary : output->csv_part_path,
                               strerror(errno));
     } else if (getline(&line, &capacity, in) < 0) {
-        status = fa_error_set(error, FA_ERROR_IO, "%s: cannot read back", output->csv_path);
+        status = fa_error_set(error, FA_ERROR_IO, "%s: cannot read back", output->csv_part_path);
     } else {
         fputs(line, out);
         for (size_t row = 0; row < series->frame_count; row++) {
             if (getline(&line, &capacity, in) < 0) {
-                status = fa_error_set(error, FA_ERROR_IO, "%s: short read", output->csv_path);
+                status = fa_error_set(error, FA_ERROR_IO, "%s: short read", output->csv_part_path);
                 break;
             }
             rewrite_row(out, line, output->au_columns_begin,
@@ -207,24 +217,43 @@ static fa_status rewrite_aus(fa_output_t *output, const fa_au_series_t *series, 
     }
     free(line);
     if (in) fclose(in);
-    if (out && (fclose(out) != 0) && status == FA_OK)
+    if (out && (ferror(out) | fclose(out)) != 0 && status == FA_OK)
         status = fa_error_set(error, FA_ERROR_IO, "%s: write failed", temporary);
-    /* The rename is atomic: the CSV is either the per-frame one or the post-processed one. */
     if (status == FA_OK && rename(temporary, output->csv_path) != 0)
         status = fa_error_set(error, FA_ERROR_IO, "%s: %s", output->csv_path, strerror(errno));
-    if (status != FA_OK) remove(temporary);
+    if (status == FA_OK) remove(output->csv_part_path);
+    else remove(temporary);
     return status;
+}
+
+/* Closes a .part file and renames it to its final name. */
+static fa_status publish(FILE **file, const char *part_path, const char *final_path,
+                         fa_error_t *error)
+{
+    int failed = (ferror(*file) | fclose(*file)) != 0;
+    *file = NULL;
+    if (failed) return fa_error_set(error, FA_ERROR_IO, "%s: write failed", part_path);
+    if (rename(part_path, final_path) != 0)
+        return fa_error_set(error, FA_ERROR_IO, "%s: %s", final_path, strerror(errno));
+    return FA_OK;
 }
 
 fa_status fa_output_finish(fa_output_t *output, const fa_au_series_t *series, fa_error_t *error)
 {
-    if (output->hog && fflush(output->hog) != 0)
-        return fa_error_set(error, FA_ERROR_IO, "%s: write failed", output->hog_path);
-    if (!(output->flags & FA_OUTPUT_AUS) || !series) return FA_OK;
-    int failed = fclose(output->csv) != 0;
-    output->csv = NULL;
-    if (failed) return fa_error_set(error, FA_ERROR_IO, "%s: write failed", output->csv_path);
-    return rewrite_aus(output, series, error);
+    fa_status status = FA_OK;
+    if (output->hog) status = publish(&output->hog, output->hog_part_path, output->hog_path, error);
+    if (status != FA_OK) return status;
+    if (!(output->flags & FA_OUTPUT_AUS) || !series)
+        status = publish(&output->csv, output->csv_part_path, output->csv_path, error);
+    else {
+        int failed = (ferror(output->csv) | fclose(output->csv)) != 0;
+        output->csv = NULL;
+        status = failed ? fa_error_set(error, FA_ERROR_IO, "%s: write failed",
+                                       output->csv_part_path)
+                        : rewrite_aus(output, series, error);
+    }
+    output->finished = status == FA_OK;
+    return status;
 }
 
 void fa_output_close(fa_output_t *output)
@@ -235,4 +264,7 @@ void fa_output_close(fa_output_t *output)
     free(output);
 }
 
-const char *fa_output_csv_path(const fa_output_t *output) { return output->csv_path; }
+const char *fa_output_csv_path(const fa_output_t *output)
+{
+    return output->finished ? output->csv_path : output->csv_part_path;
+}

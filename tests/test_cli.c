@@ -1,0 +1,128 @@
+/* The faceau program on bad input: a clear message naming the file, a distinct exit code, no
+ * crash, and nothing that looks like a complete output (issue #5's table, first rows). */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "testing.h"
+
+static char work[256];
+static char output_text[65536];
+
+/* Runs faceau with arguments (a shell fragment); captures stderr; returns the exit code. */
+static int run(const char *arguments)
+{
+    char command[16384];
+    snprintf(command, sizeof command, "'%s' %s -q 2>%s/stderr.txt", FACEAU_CLI, arguments, work);
+    int status = system(command);
+    char path[512];
+    snprintf(path, sizeof path, "%s/stderr.txt", work);
+    FILE *file = fopen(path, "r");
+    size_t length = file ? fread(output_text, 1, sizeof output_text - 1, file) : 0;
+    output_text[length] = '\0';
+    if (file) fclose(file);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static int exists(const char *path)
+{
+    struct stat info;
+    return stat(path, &info) == 0;
+}
+
+int main(void)
+{
+    strcpy(work, "/tmp/faceau_cli_XXXXXX");
+    CHECK(mkdtemp(work) != NULL, "temporary folder");
+    char models[4096], landmarks[4096], video[4096], args[16384], path[1024];
+    snprintf(models, sizeof models, "--models '%s'", test_models_dir());
+    snprintf(video, sizeof video, "%s", test_shared_path("data/videos/changeLighting.wmv"));
+    snprintf(landmarks, sizeof landmarks, "%s",
+             test_shared_path("data/reference/openface-2.2-clnf/changeLighting/changeLighting.csv"));
+
+    CHECK(run("") == 2, "no arguments is a usage error");
+    CHECK(run("--no-such-flag") == 2 && strstr(output_text, "--no-such-flag"), "unknown flag");
+    snprintf(args, sizeof args, "-f x.mp4 -out_dir %s/o --models /nonexistent/models", work);
+    CHECK(run(args) == 13 && strstr(output_text, "/nonexistent/models"),
+          "missing models folder: exit 13, named: %s", output_text);
+
+    /* Damaged model: a copy of the AU folder with one predictor truncated. */
+    snprintf(args, sizeof args,
+             "cp -r '%s/AU_predictors' %s/AU_predictors && "
+             "truncate -s 1000 %s/AU_predictors/svr_combined/AU_1_dynamic_intensity_comb.dat",
+             test_models_dir(), work, work);
+    CHECK(system(args) == 0, "copy models");
+    snprintf(args, sizeof args, "-f '%s' --landmarks-from '%s' -out_dir %s/o --models %s", video,
+             landmarks, work, work);
+    CHECK(run(args) == 14 && strstr(output_text, "AU_1_dynamic_intensity_comb.dat"),
+          "damaged model: exit 14, named: %s", output_text);
+
+    snprintf(args, sizeof args, "-f %s/missing.wmv --landmarks-from '%s' -out_dir %s/o %s", work,
+             landmarks, work, models);
+    CHECK(run(args) == 13 && strstr(output_text, "missing.wmv"), "missing video: %s", output_text);
+
+    snprintf(path, sizeof path, "%s/text.mp4", work);
+    FILE *file = fopen(path, "w");
+    fputs("this is not a video\n", file);
+    fclose(file);
+    snprintf(args, sizeof args, "-f %s --landmarks-from '%s' -out_dir %s/o %s", path, landmarks,
+             work, models);
+    CHECK(run(args) == 15 && strstr(output_text, "text.mp4"), "text as video: %s", output_text);
+
+    snprintf(path, sizeof path, "%s/empty.wmv", work);
+    fclose(fopen(path, "w"));
+    snprintf(args, sizeof args, "-f %s --landmarks-from '%s' -out_dir %s/o %s", path, landmarks,
+             work, models);
+    CHECK(run(args) == 15 && strstr(output_text, "empty.wmv"), "empty file: %s", output_text);
+
+    /* A batch goes on after a bad input and reports it. */
+    snprintf(args, sizeof args,
+             "-f %s/missing.wmv --landmarks-from '%s' -f '%s' --landmarks-from '%s' -out_dir %s/batch "
+             "-aus %s",
+             work, landmarks, video, landmarks, work, models);
+    CHECK(run(args) == 13 && strstr(output_text, "1 of 2 inputs done, 1 failed"),
+          "batch summary: %s", output_text);
+    snprintf(path, sizeof path, "%s/batch/changeLighting.csv", work);
+    CHECK(exists(path), "the good input of the batch was processed");
+
+    /* Read-only output folder: a clear error, no CSV left. */
+    snprintf(path, sizeof path, "%s/readonly", work);
+    mkdir(path, 0555);
+    if (geteuid() != 0) { /* root writes anywhere: the check means nothing then */
+        snprintf(args, sizeof args, "-f '%s' --landmarks-from '%s' -out_dir %s %s", video,
+                 landmarks, path, models);
+        CHECK(run(args) == 13 && strstr(output_text, "readonly"), "read-only: %s", output_text);
+    }
+
+    /* An output folder that cannot be created (a file is in the way): exit 13, no CSV. */
+    snprintf(args, sizeof args, "-f '%s' --landmarks-from '%s' -out_dir %s/text.mp4/out %s", video,
+             landmarks, work, models);
+    CHECK(run(args) == 13 && strstr(output_text, "text.mp4/out"), "blocked out_dir: %s",
+          output_text);
+
+    /* SIGINT mid-run: the finished rows stay in .part, no final CSV, exit 130. */
+    snprintf(args, sizeof args,
+             "'%s' -f '%s' --landmarks-from '%s' -out_dir %s/sig %s -q 2>/dev/null & pid=$!; "
+             "while [ ! -s %s/sig/changeLighting.csv.part ]; do sleep 0.01; done; "
+             "kill -INT $pid; wait $pid; echo $? > %s/sig_status",
+             FACEAU_CLI, video, landmarks, work, models, work, work);
+    CHECK(system(args) == 0, "signal run");
+    snprintf(path, sizeof path, "%s/sig_status", work);
+    file = fopen(path, "r");
+    int code = -1;
+    if (file && fscanf(file, "%d", &code) != 1) code = -1;
+    if (file) fclose(file);
+    snprintf(path, sizeof path, "%s/sig/changeLighting.csv", work);
+    int finished_anyway = code == 0 && exists(path); /* the short video may end first */
+    CHECK(finished_anyway || (code == 130 && !exists(path)),
+          "interrupted run: exit %d, final CSV %s", code, exists(path) ? "present" : "absent");
+    snprintf(path, sizeof path, "%s/sig/changeLighting.csv.part", work);
+    CHECK(finished_anyway || exists(path), "the .part file keeps the finished rows");
+
+    snprintf(args, sizeof args, "rm -rf %s", work);
+    if (system(args) != 0) fprintf(stderr, "could not remove %s\n", work);
+    return test_finish("test_cli");
+}
