@@ -88,6 +88,22 @@ int main(void)
     snprintf(path, sizeof path, "%s/batch/changeLighting.csv", work);
     CHECK(exists(path), "the good input of the batch was processed");
 
+    /* Two inputs at once (--threads 2, from a --list) give the same files as one at a time. */
+    snprintf(path, sizeof path, "%s/list.txt", work);
+    file = fopen(path, "w");
+    fprintf(file, "# two inputs\n%s\t%s\n%s/copy.wmv\t%s\n", video, landmarks, work, landmarks);
+    fclose(file);
+    snprintf(args, sizeof args, "cp '%s' %s/copy.wmv", video, work);
+    CHECK(system(args) == 0, "copy video");
+    snprintf(args, sizeof args, "--list %s/list.txt --threads 2 -out_dir %s/parallel -aus %s", work,
+             work, models);
+    CHECK(run(args) == 0, "parallel batch: %s", output_text);
+    snprintf(args, sizeof args,
+             "cmp -s %s/parallel/changeLighting.csv %s/batch/changeLighting.csv && "
+             "cmp -s %s/parallel/copy.csv %s/batch/changeLighting.csv",
+             work, work, work, work);
+    CHECK(system(args) == 0, "parallel outputs equal the sequential one");
+
     /* Read-only output folder: a clear error, no CSV left. */
     snprintf(path, sizeof path, "%s/readonly", work);
     mkdir(path, 0555);

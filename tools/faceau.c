@@ -1,6 +1,7 @@
 /* faceau: the command-line program, a thin client of include/faceau.h. It takes OpenFace's
  * FeatureExtraction flags so that existing scripts keep working. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@ typedef struct options {
     const char *models_dir;
     unsigned flags;
     int quiet;
+    int threads; /* inputs processed at once; 0 = one per core */
     fa_settings_t settings;
 } options_t;
 
@@ -57,6 +59,9 @@ static void usage(FILE *out)
           "  --landmarks-from CSV  68 landmarks per frame from an OpenFace-style CSV (columns\n"
           "                        frame, success, x_0..x_67, y_0..y_67); applies to the\n"
           "                        input given before it\n"
+          "  --list FILE           inputs from a file: one video per line, optionally followed\n"
+          "                        by a tab and its landmark CSV\n"
+          "  --threads N           inputs processed at once (default 0: one per core)\n"
           "  --models DIR          OpenFace's model folder (holding AU_predictors/ and model/);\n"
           "                        default: $FACEAU_MODELS\n"
           "  -q                    no progress line\n",
@@ -76,6 +81,38 @@ static int is_ignored_openface_flag(const char *flag, int *takes_value)
     for (size_t i = 0; i < sizeof valued / sizeof *valued; i++)
         if (strcmp(flag, valued[i]) == 0) return (*takes_value = 1), 1;
     return 0;
+}
+
+/* Reads --list FILE: "video[<TAB>landmarks.csv]" per line. The strings live until exit. */
+static int read_list(const char *path, options_t *options)
+{
+    FILE *file = fopen(path, "r");
+    if (!file) {
+        fprintf(stderr, "faceau: %s: %s\n", path, strerror(errno));
+        return 0;
+    }
+    char *line = NULL;
+    size_t capacity = 0;
+    int ok = 1;
+    while (ok && getline(&line, &capacity, file) >= 0) {
+        line[strcspn(line, "\r\n")] = '\0';
+        if (!line[0] || line[0] == '#') continue;
+        if (options->input_count == MAX_INPUTS) {
+            fprintf(stderr, "faceau: too many inputs (at most %d)\n", MAX_INPUTS);
+            ok = 0;
+            break;
+        }
+        char *tab = strchr(line, '\t');
+        if (tab) *tab = '\0';
+        input_t *input = &options->inputs[options->input_count++];
+        input->path = strdup(line);
+        input->kind = FA_SOURCE_VIDEO;
+        input->landmarks = tab && tab[1] ? strdup(tab + 1) : NULL;
+        ok = input->path && (!tab || !tab[1] || input->landmarks);
+    }
+    free(line);
+    fclose(file);
+    return ok;
 }
 
 static int parse_arguments(int argc, char **argv, options_t *options)
@@ -111,6 +148,18 @@ static int parse_arguments(int argc, char **argv, options_t *options)
             }
             options->inputs[options->input_count - 1].landmarks = value;
             i++;
+        } else if (strcmp(arg, "--list") == 0) {
+            if (!value) goto missing;
+            if (!read_list(value, options)) return 0;
+            i++;
+        } else if (strcmp(arg, "--threads") == 0) {
+            char *end = NULL;
+            long threads = value ? strtol(value, &end, 10) : -1;
+            if (!value || *end || threads < 0 || threads > 1024) {
+                fprintf(stderr, "faceau: --threads needs a number from 0 to 1024\n");
+                return 0;
+            }
+            options->threads = (int)threads, i++;
         } else if (strcmp(arg, "-out_dir") == 0) {
             if (!value) goto missing;
             options->out_dir = value, i++;
@@ -214,7 +263,7 @@ static double seconds_now(void)
 static fa_status process_frames(run_t *run, const options_t *options, const char *name,
                                 long *frames, fa_error_t *error)
 {
-    int progress = !options->quiet && isatty(STDERR_FILENO);
+    int progress = !options->quiet && options->threads == 1 && isatty(STDERR_FILENO);
     double start = seconds_now();
     for (;;) {
         const fa_image_t *frame;
@@ -275,6 +324,68 @@ static fa_status process_input(const input_t *input, const options_t *options,
     return status;
 }
 
+/* Inputs are shared out to worker threads; each has its own session over the shared models. */
+typedef struct batch {
+    const options_t *options;
+    const fa_models_t *models;
+    pthread_mutex_t lock;
+    int next;
+    fa_status *statuses;
+} batch_t;
+
+static void *batch_worker(void *argument)
+{
+    batch_t *batch = argument;
+    for (;;) {
+        pthread_mutex_lock(&batch->lock);
+        int index = batch->next++;
+        pthread_mutex_unlock(&batch->lock);
+        if (index >= batch->options->input_count || interrupted) break;
+        fa_error_t error = {0};
+        batch->statuses[index] =
+            process_input(&batch->options->inputs[index], batch->options, batch->models, &error);
+        if (batch->statuses[index] != FA_OK) fprintf(stderr, "faceau: %s\n", error.message);
+    }
+    return NULL;
+}
+
+/* Returns the exit code of the first failed input (in input order), 0 if none. */
+static int run_batch(options_t *options, const fa_models_t *models, int *failures)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int workers = options->threads ? options->threads : (cores > 0 ? (int)cores : 1);
+    if (workers > options->input_count) workers = options->input_count;
+    options->threads = workers;
+    batch_t batch = {.options = options, .models = models};
+    batch.statuses = malloc(sizeof *batch.statuses * (size_t)options->input_count);
+    pthread_t *threads = calloc((size_t)workers, sizeof *threads);
+    /* FA_ERROR_END marks an input not reached (after an interruption). */
+    for (int i = 0; batch.statuses && i < options->input_count; i++)
+        batch.statuses[i] = FA_ERROR_END;
+    if (!batch.statuses || !threads || pthread_mutex_init(&batch.lock, NULL) != 0) {
+        fprintf(stderr, "faceau: out of memory\n");
+        free(batch.statuses);
+        free(threads);
+        return 10 + FA_ERROR_NO_MEMORY;
+    }
+    int started = 0;
+    for (; started < workers - 1; started++)
+        if (pthread_create(&threads[started], NULL, batch_worker, &batch) != 0) break;
+    batch_worker(&batch); /* the main thread works too */
+    for (int i = 0; i < started; i++) pthread_join(threads[i], NULL);
+    pthread_mutex_destroy(&batch.lock);
+    int exit_code = 0;
+    *failures = 0;
+    for (int i = 0; i < options->input_count; i++) {
+        if (batch.statuses[i] == FA_OK) continue;
+        ++*failures;
+        if (!exit_code) exit_code = 10 + (int)batch.statuses[i];
+    }
+    free(batch.statuses);
+    free(threads);
+    return exit_code;
+}
+
 int main(int argc, char **argv)
 {
     options_t *options = malloc(sizeof *options);
@@ -299,16 +410,7 @@ int main(int argc, char **argv)
         free(options);
         return 10 + (int)error.status;
     }
-    int failures = 0, exit_code = 0;
-    for (int i = 0; i < options->input_count && !interrupted; i++) {
-        fa_error_t input_error = {0};
-        fa_status status = process_input(&options->inputs[i], options, models, &input_error);
-        if (status != FA_OK) {
-            fprintf(stderr, "faceau: %s\n", input_error.message);
-            failures++;
-            if (!exit_code) exit_code = 10 + (int)status;
-        }
-    }
+    int failures = 0, exit_code = run_batch(options, models, &failures);
     if (options->input_count > 1)
         fprintf(stderr, "faceau: %d of %d inputs done, %d failed\n",
                 options->input_count - failures, options->input_count, failures);
