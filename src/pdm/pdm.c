@@ -550,6 +550,8 @@ static void fit_gradient(const fit_t *fit, const float *jacobian, const float *r
  * interleaved accumulators (even and odd k) rather than one. Found by probing the library: it
  * depends on the tile, not on K (for 40x40; other sizes get the single accumulator). */
 static int hessian_two_accumulators(int i, int j, int size) {
+    if (size == 16) return (j / 6) % 2 == 0; /* the eye PDMs (10 modes), probed the same way */
+    if (size == 38) return (i < 8 || (i >= 24 && i < 32)) && j < 36 && (j / 6) % 2 == 0; /* inner */
     if (size != 40) return 0;
     if (j >= 36) return 1;
     if (i < 8) return (j / 6) % 2 == 0;
@@ -560,14 +562,15 @@ static int hessian_two_accumulators(int i, int j, int size) {
 /* The Hessian J^T J + Λ as OpenBLAS forms it: fused multiply-adds in k order, then added to Λ.
  * sgemm's C is column-major, so element (i, j) of its product is H[j][i]. The loops run over i
  * innermost so that they vectorise without changing any element's order of operations. */
-static inline FA_ALWAYS_INLINE void hessian_kernel(const float *jacobian, int rows, int columns,
+static inline FA_ALWAYS_INLINE void hessian_kernel(const float *jacobian, const float *weighted,
+                                                   int rows, int columns,
                                                    const float *regularisation, float *hessian) {
     int rows8 = rows - rows % 8;
     for (int j = 0; j < columns; j++) {
         float single[MAX_PARAMS] = {0}, even[MAX_PARAMS] = {0}, odd[MAX_PARAMS] = {0};
         for (int k = 0; k < rows; k++) {
             const float *row = jacobian + (size_t)k * columns;
-            float b = row[j];
+            float b = weighted[(size_t)k * columns + j];
             for (int i = 0; i < columns; i++)
                 single[i] = fmaf(row[i], b, single[i]);
         }
@@ -578,7 +581,8 @@ static inline FA_ALWAYS_INLINE void hessian_kernel(const float *jacobian, int ro
             last--;
         for (int k = 0; k < rows8; k += 2) {
             const float *row0 = jacobian + (size_t)k * columns, *row1 = row0 + columns;
-            float b0 = row0[j], b1 = row1[j];
+            float b0 = weighted[(size_t)k * columns + j],
+                  b1 = weighted[(size_t)(k + 1) * columns + j];
             for (int i = first; i < last; i++) {
                 even[i] = fmaf(row0[i], b0, even[i]);
                 odd[i] = fmaf(row1[i], b1, odd[i]);
@@ -587,7 +591,7 @@ static inline FA_ALWAYS_INLINE void hessian_kernel(const float *jacobian, int ro
         for (int k = rows8; k < rows; k++) {
             const float *row = jacobian + (size_t)k * columns;
             for (int i = first; i < last; i++)
-                even[i] = fmaf(row[i], row[j], even[i]);
+                even[i] = fmaf(row[i], weighted[(size_t)k * columns + j], even[i]);
         }
         for (int i = 0; i < columns; i++) {
             float sum = hessian_two_accumulators(i, j, columns) ? even[i] + odd[i] : single[i];
@@ -596,23 +600,22 @@ static inline FA_ALWAYS_INLINE void hessian_kernel(const float *jacobian, int ro
     }
 }
 
-static void hessian_generic(const float *jacobian, int rows, int columns,
+static void hessian_generic(const float *jacobian, const float *weighted, int rows, int columns,
                             const float *regularisation, float *hessian) {
-    hessian_kernel(jacobian, rows, columns, regularisation, hessian);
+    hessian_kernel(jacobian, weighted, rows, columns, regularisation, hessian);
 }
 
 #if FA_PDM_X86
 /* The same sums with AVX2 FMA, eight i at a time (each lane keeps its element's order of
  * operations, so the results equal hessian_generic's); the columns left over use the scalar
  * kernel. */
-__attribute__((target("avx2,fma"))) static void hessian_fma(const float *jacobian, int rows,
-                                                            int columns,
-                                                            const float *regularisation,
-                                                            float *hessian) {
+__attribute__((target("avx2,fma"))) static void
+hessian_fma(const float *jacobian, const float *weighted, int rows, int columns,
+            const float *regularisation, float *hessian) {
     enum { BLOCKS = MAX_PARAMS / 8 };
     int blocks = columns / 8, rows8 = rows - rows % 8;
     if (blocks == 0) {
-        hessian_kernel(jacobian, rows, columns, regularisation, hessian);
+        hessian_kernel(jacobian, weighted, rows, columns, regularisation, hessian);
         return;
     }
     for (int j = 0; j < columns; j++) {
@@ -624,7 +627,7 @@ __attribute__((target("avx2,fma"))) static void hessian_fma(const float *jacobia
         }
         for (int k = 0; k < rows; k++) {
             const float *row = jacobian + (size_t)k * columns;
-            __m256 factor = _mm256_set1_ps(row[j]);
+            __m256 factor = _mm256_set1_ps(weighted[(size_t)k * columns + j]);
             int parity_odd = k < rows8 && (k & 1);
             for (int b = 0; b < blocks; b++) {
                 __m256 value = _mm256_loadu_ps(row + 8 * b);
@@ -642,12 +645,12 @@ __attribute__((target("avx2,fma"))) static void hessian_fma(const float *jacobia
         for (int i = 8 * blocks; i < columns; i++) { /* leftover columns */
             float one = 0, even_sum = 0, odd_sum = 0;
             for (int k = 0; k < rows; k++) {
-                const float *row = jacobian + (size_t)k * columns;
-                one = fmaf(row[i], row[j], one);
+                float a = jacobian[(size_t)k * columns + i], b = weighted[(size_t)k * columns + j];
+                one = fmaf(a, b, one);
                 if (k < rows8 && (k & 1))
-                    odd_sum = fmaf(row[i], row[j], odd_sum);
+                    odd_sum = fmaf(a, b, odd_sum);
                 else
-                    even_sum = fmaf(row[i], row[j], even_sum);
+                    even_sum = fmaf(a, b, even_sum);
             }
             out[i] = hessian_two_accumulators(i, j, columns) ? even_sum + odd_sum : one;
         }
@@ -661,11 +664,11 @@ static void fit_hessian(const fit_t *fit, const float *jacobian, const float *re
                         float *hessian) {
 #if FA_PDM_X86
     if (fit->fma) {
-        hessian_fma(jacobian, 2 * fit->count, 6 + fit->m, regularisation, hessian);
+        hessian_fma(jacobian, jacobian, 2 * fit->count, 6 + fit->m, regularisation, hessian);
         return;
     }
 #endif
-    hessian_generic(jacobian, 2 * fit->count, 6 + fit->m, regularisation, hessian);
+    hessian_generic(jacobian, jacobian, 2 * fit->count, 6 + fit->m, regularisation, hessian);
 }
 
 /* cv::solve(DECOMP_CHOLESKY) for one right-hand side, as OpenCV's CholImpl: the factor and the
@@ -799,4 +802,57 @@ void fa_pdm_calc_params(const fa_pdm_t *pdm, const float *landmarks, float param
     }
     memcpy(params_global, global, sizeof global);
     memcpy(params_local, local, (size_t)m * sizeof *params_local);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The pieces of CalcParams that CLNF's NU-RLMS shares (PDM.cpp is common to both) */
+
+void fa_pdm_rotation_matrix(const float euler[3], float rotation[3][3]) {
+    euler_to_rotation(euler, rotation);
+}
+
+void fa_pdm_jacobian(const fa_pdm_t *pdm, const float params_global[6], const float *shape_3d,
+                     int rigid, float *jacobian) {
+    fit_t fit;
+    fit.pdm = pdm;
+    fit.n = fit.count = pdm->point_count;
+    fit.m = pdm->mode_count;
+    fit.fma = 0;
+    for (int i = 0; i < fit.n; i++)
+        fit.index[i] = i;
+    memcpy(fit.shape, shape_3d, (size_t)(3 * fit.n) * sizeof *shape_3d);
+    fit_jacobian(&fit, params_global, jacobian);
+    if (!rigid) return;
+    int columns = 6 + fit.m; /* keep the first six columns, packed (in place, forwards) */
+    for (int k = 0; k < 2 * fit.n; k++)
+        for (int c = 0; c < 6; c++)
+            jacobian[k * 6 + c] = jacobian[k * columns + c];
+}
+
+void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *residual,
+                     const float *regularisation, const float *params_local, float *gradient) {
+    fit_t fit;
+    fit.count = rows / 2;
+    fit.m = columns - 6;
+    fit_gradient(&fit, weighted, residual, regularisation, params_local, gradient);
+}
+
+void fa_pdm_hessian(const float *jacobian, const float *weighted, int rows, int columns,
+                    const float *regularisation, float *hessian) {
+#if FA_PDM_X86
+    if (cpu_has_fma()) {
+        hessian_fma(jacobian, weighted, rows, columns, regularisation, hessian);
+        return;
+    }
+#endif
+    hessian_generic(jacobian, weighted, rows, columns, regularisation, hessian);
+}
+
+int fa_pdm_cholesky_solve(float *matrix, int size, float *rhs) {
+    return cholesky_solve(matrix, size, rhs);
+}
+
+void fa_pdm_update_parameters(const float *delta, int modes, float params_global[6],
+                              float *params_local) {
+    update_parameters(delta, modes, params_global, params_local);
 }

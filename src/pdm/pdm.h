@@ -38,4 +38,34 @@ void fa_pdm_shape_2d(const fa_pdm_t *pdm, const float params_global[6], const fl
 void fa_pdm_calc_params(const fa_pdm_t *pdm, const float *landmarks, float params_global[6],
                         float *params_local);
 
+/* Global parameters that place the PDM shape of params_local, rotated by rotation (Euler, as
+ * OpenFace's Vec3f), into a face box (x, y, width, height): OpenFace's PDM::CalcParams overload
+ * for boxes (PIPELINE_SPEC §1.5). pdm_fit.c. */
+void fa_pdm_params_from_box(const fa_pdm_t *pdm, const float box[4], const float *params_local,
+                            const float rotation[3], float params_global[6]);
+
+/* The pieces of CalcParams that CLNF's NU-RLMS shares with it (both are PDM.cpp code), with the
+ * same arithmetic. Matrices are row-major. */
+
+/* Utilities::Euler2RotationMatrix. */
+void fa_pdm_rotation_matrix(const float euler[3], float rotation[3][3]);
+/* PDM::ComputeJacobian (rigid = 0: 2n x (6 + m)) or ComputeRigidJacobian (rigid = 1: 2n x 6),
+ * at shape_3d = fa_pdm_shape_3d(params_local). */
+void fa_pdm_jacobian(const fa_pdm_t *pdm, const float params_global[6], const float *shape_3d,
+                     int rigid, float *jacobian);
+/* weighted^T * residual (cv::gemm), then minus regularisation[j] * params_local[j] on the
+ * columns - 6 non-rigid entries. weighted is rows x columns. */
+void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *residual,
+                     const float *regularisation, const float *params_local, float *gradient);
+/* jacobian^T * weighted + diag(0 x 6, regularisation) as OpenBLAS sgemm sums it (columns of
+ * 6, 16, 38 or 40; other sizes with one accumulator). */
+void fa_pdm_hessian(const float *jacobian, const float *weighted, int rows, int columns,
+                    const float *regularisation, float *hessian);
+/* cv::solve(DECOMP_CHOLESKY) in place: rhs becomes the solution; matrix is destroyed. Returns 0
+ * (and a zero solution) if the matrix is not positive definite. */
+int fa_pdm_cholesky_solve(float *matrix, int size, float *rhs);
+/* PDM::UpdateModelParameters with delta of 6 + modes entries (modes = 0 for a rigid step). */
+void fa_pdm_update_parameters(const float *delta, int modes, float params_global[6],
+                              float *params_local);
+
 #endif

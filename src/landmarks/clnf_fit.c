@@ -1,0 +1,399 @@
+/* CLNF fitting: KDE mean-shift, NU-RLMS and the per-scale Fit (LANDMARKS_SPEC §3.1–§3.4), with
+ * the float arithmetic of OpenFace 2.2 built against OpenCV 4.6 and OpenBLAS:
+ * - exp, sqrt and log on float arguments resolve to the double functions in OpenFace's
+ *   translation units (checked by compiling its headers), so each is a double call rounded;
+ * - the 2x2 similarity products go through cv::gemm, i.e. double sums rounded to float;
+ * - the Jacobian, gradient, Hessian, Cholesky solve and parameter update are CalcParams'
+ *   own pieces (pdm.c), since both come from PDM.cpp and cv::solve. */
+#include "landmarks/clnf_fit.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { MAX_POINTS = FA_CLNF_MAX_POINTS, MAX_MODES = FA_CLNF_MAX_MODES };
+
+static const float step_size = 0.1f; /* the KDE grid */
+
+/* ---------------------------------------------------------------------------------------------
+ * Settings and model */
+
+static void settings_clear(fa_clnf_settings_t *settings) {
+    memset(settings, 0, sizeof *settings);
+    settings->iterations = 5;
+}
+
+void fa_clnf_settings_main(fa_clnf_settings_t *settings) {
+    settings_clear(settings);
+    settings->sigma = 1.5f;
+    settings->reg_factor = 25;
+    settings->refine_parameters = 1;
+    settings->scale_count = 3;
+    const double scaling[] = {0.25, 0.35, 0.5};
+    const int init[] = {11, 9, 7, 5}, track[] = {0, 9, 7, 0};
+    for (int s = 0; s < FA_CLNF_MAX_SCALES; s++) {
+        settings->patch_scaling[s] = s < 3 ? scaling[s] : 0;
+        settings->windows_init[s] = init[s];
+        settings->windows_track[s] = track[s];
+    }
+}
+
+void fa_clnf_settings_inner(fa_clnf_settings_t *settings) {
+    settings_clear(settings);
+    settings->sigma = 1.75f;
+    settings->reg_factor = 2.5f;
+    settings->weight_factor = 2.5f;
+    settings->scale_count = 1;
+    settings->patch_scaling[0] = 1.0;
+    settings->windows_init[0] = settings->windows_track[0] = 9;
+}
+
+void fa_clnf_settings_eye(fa_clnf_settings_t *settings) {
+    settings_clear(settings);
+    settings->sigma = 1.0f;
+    settings->reg_factor = 0.5f;
+    settings->scale_count = 2;
+    settings->patch_scaling[0] = 1.0;
+    settings->patch_scaling[1] = 1.5;
+    settings->windows_init[0] = settings->windows_track[0] = 3;
+    settings->windows_init[1] = settings->windows_track[1] = 5;
+}
+
+/* The sigma, regularisation and weight Fit uses at one scale (CLNF::Fit's tmp_parameters). */
+typedef struct scale_parameters {
+    float sigma, reg_factor, weight_factor;
+} scale_parameters_t;
+
+static scale_parameters_t parameters_at_scale(const fa_clnf_settings_t *settings, int scale) {
+    scale_parameters_t p = {settings->sigma, settings->reg_factor, settings->weight_factor};
+    if (!settings->refine_parameters) return p;
+    int scale_max = scale >= 2 ? 2 : scale;
+    double ratio = log(settings->patch_scaling[scale_max] / 0.25);
+    /* As written in C++: k * log(x) / log(2), left to right; 2 * weight is a float product. */
+    p.reg_factor = (float)(settings->reg_factor - 15 * ratio / log(2));
+    if (p.reg_factor <= 0) p.reg_factor = (float)0.001;
+    p.sigma = (float)(settings->sigma + 0.25 * ratio / log(2));
+    p.weight_factor =
+        (float)(settings->weight_factor + 2 * settings->weight_factor * ratio / log(2));
+    return p;
+}
+
+/* Grid points per axis: OpenFace loops while x < W / 0.1 (float), and indexes rows with
+ * (int)(W / 0.1 + 0.5); both give 10 W for W <= 11. */
+static int grid_size(int window) {
+    return (int)(window / step_size + 0.5);
+}
+
+/* NonVectorisedMeanShift_precalc_kde's table: row (x, y) holds, for every response cell
+ * (ii, jj), exp(a ((y/10 - ii)^2 + (x/10 - jj)^2)) with float squares and a double exp. */
+static void kde_fill(float *table, int window, float sigma) {
+    float a = (float)(-0.5 / (sigma * sigma));
+    int grid = grid_size(window);
+    float *out = table;
+    for (int x = 0; x < grid; x++) {
+        float dx = x * step_size;
+        for (int y = 0; y < grid; y++) {
+            float dy = y * step_size;
+            for (int ii = 0; ii < window; ii++) {
+                float vx = (dy - ii) * (dy - ii);
+                for (int jj = 0; jj < window; jj++) {
+                    float vy = (dx - jj) * (dx - jj);
+                    *out++ = (float)exp(a * (vx + vy));
+                }
+            }
+        }
+    }
+}
+
+static fa_status kde_add(fa_clnf_model_t *model, int window, float sigma, fa_error_t *error) {
+    if (window == 0 || model->kde[window]) return FA_OK; /* the first sigma wins, as the cache */
+    int grid = grid_size(window);
+    size_t count = (size_t)grid * grid * window * window;
+    model->kde[window] = malloc(count * sizeof *model->kde[window]);
+    if (!model->kde[window]) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    model->kde_sigma[window] = sigma;
+    kde_fill(model->kde[window], window, sigma);
+    return FA_OK;
+}
+
+static fa_status check_settings(const fa_pdm_t *pdm, const fa_clnf_settings_t *settings,
+                                fa_error_t *error) {
+    if (!pdm || pdm->point_count <= 0 || pdm->point_count > MAX_POINTS || pdm->mode_count <= 0 ||
+        pdm->mode_count > MAX_MODES)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "CLNF: unsupported PDM");
+    if (settings->scale_count < 1 || settings->scale_count > FA_CLNF_MAX_SCALES ||
+        settings->iterations < 0)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "CLNF: %d scales, %d iterations",
+                            settings->scale_count, settings->iterations);
+    for (int s = 0; s < FA_CLNF_MAX_SCALES; s++) {
+        int a = settings->windows_init[s], b = settings->windows_track[s];
+        if (a < 0 || a > FA_CLNF_MAX_WINDOW || b < 0 || b > FA_CLNF_MAX_WINDOW)
+            return fa_error_set(error, FA_ERROR_ARGUMENT, "CLNF: window %d/%d above %d", a, b,
+                                FA_CLNF_MAX_WINDOW);
+        if (s < settings->scale_count && !(settings->patch_scaling[s] > 0))
+            return fa_error_set(error, FA_ERROR_ARGUMENT, "CLNF: patch scaling %d missing", s);
+    }
+    return FA_OK;
+}
+
+fa_status fa_clnf_model_init(fa_clnf_model_t *model, const fa_pdm_t *pdm,
+                             const fa_clnf_settings_t *settings, fa_error_t *error) {
+    memset(model, 0, sizeof *model);
+    fa_status status = check_settings(pdm, settings, error);
+    if (status != FA_OK) return status;
+    model->pdm = pdm;
+    model->settings = *settings;
+    /* PDM::Clamp's limit: 3 (float) times the double square root. */
+    for (int j = 0; j < pdm->mode_count; j++)
+        model->clamp[j] = (float)(3.0f * sqrt(pdm->eigenvalues[j]));
+    for (int pass = 0; pass < 2 && status == FA_OK; pass++) {
+        const int *windows = pass == 0 ? settings->windows_init : settings->windows_track;
+        for (int s = 0; s < settings->scale_count && status == FA_OK; s++)
+            status = kde_add(model, windows[s], parameters_at_scale(settings, s).sigma, error);
+    }
+    if (status != FA_OK) fa_clnf_model_release(model);
+    return status;
+}
+
+void fa_clnf_model_release(fa_clnf_model_t *model) {
+    if (!model) return;
+    for (int w = 0; w <= FA_CLNF_MAX_WINDOW; w++)
+        free(model->kde[w]);
+    memset(model, 0, sizeof *model);
+}
+
+const float *fa_clnf_kde_row(const fa_clnf_model_t *model, int window, int gx, int gy) {
+    if (window < 1 || window > FA_CLNF_MAX_WINDOW || !model->kde[window]) return NULL;
+    int grid = grid_size(window);
+    if (gx < 0 || gy < 0 || gx >= grid || gy >= grid) return NULL;
+    return model->kde[window] + ((size_t)gx * grid + gy) * window * window;
+}
+
+void fa_clnf_state_reset(fa_clnf_state_t *state) {
+    memset(state, 0, sizeof *state);
+    state->params_global[0] = 1;
+    state->model_likelihood = -10;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * NU-RLMS */
+
+/* cv::norm(a, b) of float vectors: double squares summed four at a time (normL2Sqr). */
+static double norm_difference(const float *a, const float *b, int count) {
+    double sum = 0;
+    int i = 0;
+    for (; i + 4 <= count; i += 4) {
+        double v0 = a[i] - b[i], v1 = a[i + 1] - b[i + 1];
+        double v2 = a[i + 2] - b[i + 2], v3 = a[i + 3] - b[i + 3];
+        sum += v0 * v0 + v1 * v1 + v2 * v2 + v3 * v3;
+    }
+    for (; i < count; i++) {
+        double v = a[i] - b[i];
+        sum += v * v;
+    }
+    return sqrt(sum);
+}
+
+/* A row vector times the transpose of a 2x2 matrix, as cv::gemm: double sums, one rounding. */
+static void transform_2x2(const float m[4], float x, float y, float *out_x, float *out_y) {
+    *out_x = (float)((double)x * m[0] + (double)y * m[1]);
+    *out_y = (float)((double)x * m[2] + (double)y * m[3]);
+}
+
+/* The mean shift of one landmark's response map from (dx, dy), in the reference frame. */
+static void mean_shift(const fa_clnf_model_t *model, int window, const float *map, float dx,
+                       float dy, float *shift_x, float *shift_y) {
+    float last = window - step_size;
+    if (dx < 0) dx = 0;
+    if (dy < 0) dy = 0;
+    if (dx > last) dx = last;
+    if (dy > last) dy = last;
+    int column = (int)(dy / step_size + 0.5), row = (int)(dx / step_size + 0.5);
+    const float *kde = fa_clnf_kde_row(model, window, row, column);
+    float mx = 0, my = 0, sum = 0;
+    for (int ii = 0; ii < window; ii++)
+        for (int jj = 0; jj < window; jj++) {
+            float v = map[ii * window + jj] * kde[ii * window + jj];
+            sum += v;
+            mx += v * jj;
+            my += v * ii;
+        }
+    /* The table was picked with the snapped position, the shift uses the clamped one. */
+    *shift_x = mx / sum - dx;
+    *shift_y = my / sum - dy;
+}
+
+/* The likelihood of one landmark at (dx, dy): the response under an exact Gaussian. */
+static float landmark_likelihood(int window, const float *map, float dx, float dy, float sigma) {
+    float sum = 0;
+    double variance = sigma * sigma;
+    for (int ii = 0; ii < window; ii++) {
+        float vx = (dy - ii) * (dy - ii);
+        for (int jj = 0; jj < window; jj++) {
+            float vy = (dx - jj) * (dx - jj);
+            sum += (float)(map[ii * window + jj] * exp(-0.5 * (vx + vy) / variance));
+        }
+    }
+    return sum;
+}
+
+static float log_likelihood(const fa_clnf_responses_t *responses, int n, int window,
+                            const float *dxs, const float *dys, float sigma,
+                            float *landmark_likelihoods) {
+    float total = 0;
+    double visible = 0;
+    for (int i = 0; i < n; i++) {
+        visible += responses->visible[i];
+        landmark_likelihoods[i] = -1e8f;
+        if (responses->visible[i] == 0) continue;
+        const float *map = responses->maps + (size_t)i * window * window;
+        float sum = landmark_likelihood(window, map, dxs[i], dys[i], sigma);
+        landmark_likelihoods[i] = sum;
+        total = (float)(total + log(sum + 1e-8)); /* the offset avoids log(0) */
+    }
+    return (float)(total / visible);
+}
+
+/* The diagonal weights of GetWeightMatrix and whether the non-rigid Jacobian uses them (only
+ * when their trace differs from 2n). */
+static int weight_matrix(const fa_clnf_responses_t *responses, int n, float weight_factor,
+                         float *weights) {
+    if (!(weight_factor > 0)) {
+        for (int i = 0; i < n; i++)
+            weights[i] = 1.0f;
+        return 0;
+    }
+    for (int i = 0; i < n; i++)
+        weights[i] = weight_factor * (0.0f + responses->confidence[i]);
+    double trace = 0; /* cv::trace over the 2n diagonal: the x weights, then the y weights */
+    for (int k = 0; k < 2 * n; k++)
+        trace += weights[k % n];
+    return trace != 2 * n;
+}
+
+/* The mean shifts in the image frame of every landmark (0 for invisible ones), and the
+ * offsets dxs, dys of the current shape from the base shape in the reference frame. */
+static void mean_shifts(const fa_clnf_model_t *model, const fa_clnf_responses_t *responses,
+                        int window, const float *shape, const float *base_shape, float *shifts,
+                        float *dxs, float *dys) {
+    int n = model->pdm->point_count;
+    float half = (float)((window - 1) / 2);
+    for (int i = 0; i < n; i++) {
+        float ox, oy;
+        transform_2x2(responses->img_to_ref, shape[i] - base_shape[i],
+                      shape[i + n] - base_shape[i + n], &ox, &oy);
+        dxs[i] = ox + half;
+        dys[i] = oy + half;
+        float sx = 0, sy = 0;
+        if (responses->visible[i] != 0)
+            mean_shift(model, window, responses->maps + (size_t)i * window * window, dxs[i], dys[i],
+                       &sx, &sy);
+        transform_2x2(responses->ref_to_img, sx, sy, &shifts[i], &shifts[i + n]);
+        if (responses->visible[i] == 0) shifts[i] = shifts[i + n] = 0;
+    }
+}
+
+/* PDM::Clamp: every mode within 3 standard deviations. */
+static void clamp_local(const fa_clnf_model_t *model, float *local) {
+    for (int j = 0; j < model->pdm->mode_count; j++) {
+        float v = model->clamp[j];
+        if (fabsf(local[j]) > v) local[j] = local[j] > 0 ? v : -v;
+    }
+}
+
+/* One iteration's Jacobians: J (rows of invisible points zeroed) and the weighted J_w. */
+static void jacobians(const fa_clnf_model_t *model, const fa_clnf_responses_t *responses,
+                      const float global[6], const float *local, int rigid, const float *weights,
+                      int weighted_nonrigid, fa_clnf_workspace_t *ws) {
+    const fa_pdm_t *pdm = model->pdm;
+    int n = pdm->point_count, columns = rigid ? 6 : 6 + pdm->mode_count;
+    float shape_3d[3 * MAX_POINTS];
+    fa_pdm_shape_3d(pdm, local, shape_3d);
+    fa_pdm_jacobian(pdm, global, shape_3d, rigid, ws->jacobian);
+    /* The rigid Jacobian is always weighted (by 1 with unit weights, which changes nothing). */
+    int use_weights = rigid || weighted_nonrigid;
+    for (int k = 0; k < 2 * n; k++) {
+        float *row = ws->jacobian + (size_t)k * columns, *out = ws->weighted + (size_t)k * columns;
+        int visible = responses->visible[k % n] != 0;
+        for (int c = 0; c < columns; c++) {
+            if (!visible) row[c] = 0;
+            out[c] = use_weights ? row[c] * weights[k % n] : row[c];
+        }
+    }
+}
+
+float fa_clnf_nu_rlms(const fa_clnf_model_t *model, const fa_clnf_responses_t *responses,
+                      const float *base_shape, const fa_clnf_rlms_t *rlms, float params_global[6],
+                      float *params_local, float *landmark_likelihoods, fa_clnf_workspace_t *ws) {
+    const fa_pdm_t *pdm = model->pdm;
+    int n = pdm->point_count, m = pdm->mode_count, window = rlms->window;
+    int columns = rlms->rigid ? 6 : 6 + m;
+    float regularisation[MAX_MODES], weights[MAX_POINTS];
+    for (int j = 0; j < m; j++)
+        regularisation[j] = rlms->reg_factor / pdm->eigenvalues[j];
+    int weighted_nonrigid = weight_matrix(responses, n, rlms->weight_factor, weights);
+
+    float shape[2 * MAX_POINTS], previous[2 * MAX_POINTS], shifts[2 * MAX_POINTS];
+    float dxs[MAX_POINTS] = {0}, dys[MAX_POINTS] = {0}, delta[FA_CLNF_MAX_PARAMS];
+    for (int iteration = 0; iteration < model->settings.iterations; iteration++) {
+        fa_pdm_shape_2d(pdm, params_global, params_local, shape);
+        if (iteration > 0 && norm_difference(shape, previous, 2 * n) < 0.01) break;
+        memcpy(previous, shape, (size_t)(2 * n) * sizeof *shape);
+
+        jacobians(model, responses, params_global, params_local, rlms->rigid, weights,
+                  weighted_nonrigid, ws);
+        mean_shifts(model, responses, window, shape, base_shape, shifts, dxs, dys);
+        fa_pdm_gradient(ws->weighted, 2 * n, columns, shifts, regularisation, params_local, delta);
+        fa_pdm_hessian(ws->jacobian, ws->weighted, 2 * n, columns, regularisation, ws->hessian);
+        fa_pdm_cholesky_solve(ws->hessian, columns, delta); /* no damping, unlike CalcParams */
+        fa_pdm_update_parameters(delta, rlms->rigid ? 0 : m, params_global, params_local);
+        clamp_local(model, params_local);
+    }
+    if (!rlms->compute_likelihood) return 0;
+    return log_likelihood(responses, n, window, dxs, dys, rlms->sigma, landmark_likelihoods);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Fit */
+
+fa_status fa_clnf_fit(const fa_clnf_model_t *model, const int windows[FA_CLNF_MAX_SCALES],
+                      const fa_clnf_provider_t *provider, fa_clnf_workspace_t *workspace,
+                      fa_clnf_state_t *state, int *success, fa_error_t *error) {
+    const fa_clnf_settings_t *settings = &model->settings;
+    int scales = settings->scale_count;
+    float base_shape[2 * MAX_POINTS];
+    *success = 1;
+    for (int scale = 0; scale < scales; scale++) {
+        int window = windows[scale];
+        if (window == 0) continue;
+        if (window < 0 || window > FA_CLNF_MAX_WINDOW || !model->kde[window])
+            return fa_error_set(error, FA_ERROR_ARGUMENT, "CLNF: no KDE table for window %d",
+                                window);
+        fa_clnf_responses_t responses = {.maps = workspace->maps};
+        fa_status status = provider->respond(provider->context, scale, window, state->params_global,
+                                             state->params_local, &responses, error);
+        if (status != FA_OK) return status;
+        if (!responses.visible || !responses.maps ||
+            (settings->weight_factor > 0 && !responses.confidence))
+            return fa_error_set(error, FA_ERROR_ARGUMENT, "CLNF: incomplete responses");
+        scale_parameters_t p = parameters_at_scale(settings, scale);
+        fa_pdm_shape_2d(model->pdm, state->params_global, state->params_local, base_shape);
+
+        fa_clnf_rlms_t rlms = {window, 1, 0, p.sigma, p.reg_factor, p.weight_factor};
+        fa_clnf_nu_rlms(model, &responses, base_shape, &rlms, state->params_global,
+                        state->params_local, NULL, workspace);
+        /* The likelihood is recorded when this is the last scale fitted. */
+        rlms.rigid = 0;
+        rlms.compute_likelihood =
+            scale == scales - 1 || windows[scale + 1] == 0 || state->params_global[0] < 0.30;
+        float likelihood =
+            fa_clnf_nu_rlms(model, &responses, base_shape, &rlms, state->params_global,
+                            state->params_local, state->landmark_likelihoods, workspace);
+        if (rlms.compute_likelihood) state->model_likelihood = likelihood;
+        if (state->params_global[0] < 0.25) { /* too small to fit reliably */
+            *success = 0;
+            return FA_OK;
+        }
+    }
+    return FA_OK;
+}
