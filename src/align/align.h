@@ -46,6 +46,12 @@ enum { FA_ALIGN_MAX_POINTS = 128, FA_ALIGN_MAX_TRIANGLES = 512 };
 void fa_align_warp_matrix(const fa_pdm_t *pdm, const float *landmarks, const float params_global[6],
                           double sim_scale, int width, int height, float warp[6]);
 
+/* OpenFace's AlignShapesWithScale: the 2x2 scaled rotation taking the point set "from" onto
+ * "to" (each centred and normalised, Kabsch), with OpenCV's float arithmetic. count <=
+ * FA_ALIGN_MAX_POINTS. */
+void fa_align_shapes_with_scale(const float *from_x, const float *from_y, const float *to_x,
+                                const float *to_y, int count, float a[4]);
+
 /* cv::SVD of a 2x2 float matrix (row-major): OpenCV's one-sided Jacobi, w descending. */
 void fa_align_svd_2x2(const float a[4], float w[2], float u[4], float vt[4]);
 

@@ -4,6 +4,7 @@
  * reciprocal, gemm accumulates in double and stores float, cv::SVD is a one-sided Jacobi). */
 #include <float.h>
 #include <math.h>
+#include <string.h>
 
 #include "align/align.h"
 
@@ -112,28 +113,40 @@ static void kabsch(const point_set_t *from, const point_set_t *to, float rotatio
     gemm_2x2(v_corrected, 0, u, 1, rotation);
 }
 
-/* The similarity of the rigid landmarks onto the scaled mean shape (2x2, no translation). */
-static void align_shapes(const fa_pdm_t *pdm, const float *landmarks, double sim_scale,
-                         float a[4])
+void fa_align_shapes_with_scale(const float *from_x, const float *from_y, const float *to_x,
+                                const float *to_y, int count, float a[4])
 {
     point_set_t from, to;
-    const int n = pdm->point_count, rigid = n == 68;
-    from.count = to.count = rigid ? RIGID_COUNT : n;
-    /* pdm.mean_shape * sim_scale is a convertTo whose factor is rounded to float. */
-    const float factor = (float)sim_scale;
-    for (int i = 0; i < from.count; i++) {
-        int p = rigid ? rigid_points[i] : i;
-        from.x[i] = landmarks[p];
-        from.y[i] = landmarks[n + p];
-        to.x[i] = pdm->mean_shape[p] * factor;
-        to.y[i] = pdm->mean_shape[n + p] * factor;
-    }
+    from.count = to.count = count;
+    memcpy(from.x, from_x, sizeof(float) * (size_t)count);
+    memcpy(from.y, from_y, sizeof(float) * (size_t)count);
+    memcpy(to.x, to_x, sizeof(float) * (size_t)count);
+    memcpy(to.y, to_y, sizeof(float) * (size_t)count);
     const float scale_from = normalise(&from), scale_to = normalise(&to);
     const float s = scale_to / scale_from;
     float rotation[4];
     kabsch(&from, &to, rotation);
     for (int i = 0; i < 4; i++)
         a[i] = s * rotation[i];
+}
+
+/* The similarity of the rigid landmarks onto the scaled mean shape (2x2, no translation). */
+static void align_shapes(const fa_pdm_t *pdm, const float *landmarks, double sim_scale,
+                         float a[4])
+{
+    float from_x[FA_ALIGN_MAX_POINTS], from_y[FA_ALIGN_MAX_POINTS];
+    float to_x[FA_ALIGN_MAX_POINTS], to_y[FA_ALIGN_MAX_POINTS];
+    const int n = pdm->point_count, rigid = n == 68, count = rigid ? RIGID_COUNT : n;
+    /* pdm.mean_shape * sim_scale is a convertTo whose factor is rounded to float. */
+    const float factor = (float)sim_scale;
+    for (int i = 0; i < count; i++) {
+        int p = rigid ? rigid_points[i] : i;
+        from_x[i] = landmarks[p];
+        from_y[i] = landmarks[n + p];
+        to_x[i] = pdm->mean_shape[p] * factor;
+        to_y[i] = pdm->mean_shape[n + p] * factor;
+    }
+    fa_align_shapes_with_scale(from_x, from_y, to_x, to_y, count, a);
 }
 
 void fa_align_warp_matrix(const fa_pdm_t *pdm, const float *landmarks, const float params_global[6],
