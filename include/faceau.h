@@ -72,6 +72,9 @@ typedef struct fa_settings {
     int aligned_size;     /* side of the aligned-face output (-simsize), default 112 */
     int aligned_mask;     /* 1: mask the aligned-face output outside the face, default 1 */
     int aligned_gray;     /* 1: gray aligned-face output (-g) */
+    int tracker;          /* 1 (default): load the face detector and landmark tracker (model/);
+                             0: landmarks always come from the caller */
+    float fx, fy, cx, cy; /* camera intrinsics for pose; 0 = OpenFace's defaults for the size */
     uint8_t reserved[64]; /* room to grow without breaking the ABI; keep zero */
 } fa_settings_t;
 
@@ -110,8 +113,11 @@ typedef struct fa_frame_result {
     int success;
     double confidence;
     float landmarks[2 * FA_NUM_LANDMARKS];  /* x0..x67, y0..y67 */
-    float params_global[6];                 /* scale, rx, ry, rz, tx, ty (CalcParams) */
-    float params_local[FA_NUM_PDM_MODES];
+    float params_global[6];                 /* scale, rx, ry, rz, tx, ty: the tracker's, or */
+    float params_local[FA_NUM_PDM_MODES];   /* CalcParams' for given landmarks */
+    double pose[6];                         /* Tx, Ty, Tz (mm), Rx, Ry, Rz (radians) */
+    float landmarks_3d[3 * FA_NUM_LANDMARKS]; /* X0..X67, Y0..Y67, Z0..Z67 (mm) */
+    int detector_ran;                       /* the face detector ran on this frame */
     double au_intensity[FA_MAX_AUS];        /* per-frame predictions, before post-processing */
     double au_presence[FA_MAX_AUS];
     const float *hog;      /* FA_HOG_SIZE values, owned by the session, valid until next call */
@@ -123,18 +129,21 @@ fa_status fa_session_create(const fa_models_t *models, const fa_settings_t *sett
                             fa_session_t **session, fa_error_t *error);
 void fa_session_destroy(fa_session_t *session);
 
-/* Processes the next frame (BGR or gray) with the given landmarks. */
+/* Processes the next frame (BGR) with the given landmarks, or, with landmarks NULL, with the
+ * built-in detector and tracker (as OpenFace's FeatureExtraction). */
 fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, double timestamp,
                              const fa_landmarks_t *landmarks, fa_frame_result_t *result,
                              fa_error_t *error);
 
 /* Stages of fa_session_process, for benchmarks: the time each took on the last frame. */
 typedef enum fa_stage {
-    FA_STAGE_CALC_PARAMS = 0, /* PDM fit to the landmarks */
+    FA_STAGE_TRACKING = 0,    /* face detection and CLNF landmarks (0 with given landmarks) */
+    FA_STAGE_CALC_PARAMS,     /* PDM fit to the landmarks */
     FA_STAGE_ALIGN,           /* similarity warp and mask */
     FA_STAGE_FHOG,
     FA_STAGE_GEOMETRY,
     FA_STAGE_AU,              /* running medians, SVR and SVM predictions */
+    FA_STAGE_POSE,            /* head pose and 3D landmarks */
     FA_STAGE_COUNT
 } fa_stage;
 
@@ -204,7 +213,9 @@ enum {
     FA_OUTPUT_AUS = 1 << 2,          /* AU*_r, AU*_c */
     FA_OUTPUT_HOG = 1 << 3,          /* <stem>.hog */
     FA_OUTPUT_ALIGNED = 1 << 4,      /* <stem>_aligned/frame_det_00_NNNNNN.bmp */
-    FA_OUTPUT_ALL = 0x1f,
+    FA_OUTPUT_POSE = 1 << 5,         /* pose_T*, pose_R* */
+    FA_OUTPUT_LANDMARKS_3D = 1 << 6, /* X_*, Y_*, Z_* */
+    FA_OUTPUT_ALL = 0x7f,
 };
 
 typedef struct fa_output fa_output_t;

@@ -55,6 +55,8 @@ static void usage(FILE *out)
           "Computes OpenFace 2.2's facial Action Units. Writes DIR/<name>.csv and, when asked\n"
           "(or when no output flag is given), DIR/<name>.hog and DIR/<name>_aligned/.\n"
           "  -f VIDEO              a video file (repeat for several)\n"
+          "  -pose -3Dfp           head pose and 3D landmark columns\n"
+          "  -fx -fy -cx -cy V     camera intrinsics for the pose (default: OpenFace's)\n"
           "  -fdir FOLDER          a folder of images, read in name order as one sequence\n"
           "  --landmarks-from CSV  68 landmarks per frame from an OpenFace-style CSV (columns\n"
           "                        frame, success, x_0..x_67, y_0..y_67); applies to the\n"
@@ -71,10 +73,10 @@ static void usage(FILE *out)
 /* OpenFace flags faceau accepts but does not act on yet; scripts pass them routinely. */
 static int is_ignored_openface_flag(const char *flag, int *takes_value)
 {
-    static const char *const plain[] = {"-gaze", "-pose", "-3Dfp", "-tracked", "-verbose",
+    static const char *const plain[] = {"-gaze", "-tracked", "-verbose",
                                         "-nobadaligned", "-wild", "-multi_view", "-vis-track",
                                         "-vis-hog", "-vis-align", "-vis-aus"};
-    static const char *const valued[] = {"-mloc", "-fx", "-fy", "-cx", "-cy", "-oc", "-of",
+    static const char *const valued[] = {"-mloc", "-oc", "-of",
                                          "-device", "-format_aligned", "-format_vis_image"};
     for (size_t i = 0; i < sizeof plain / sizeof *plain; i++)
         if (strcmp(flag, plain[i]) == 0) return (*takes_value = 0), 1;
@@ -172,6 +174,24 @@ static int parse_arguments(int argc, char **argv, options_t *options)
             options->flags |= FA_OUTPUT_PDM_PARAMS;
         } else if (strcmp(arg, "-2Dfp") == 0) {
             options->flags |= FA_OUTPUT_LANDMARKS_2D;
+        } else if (strcmp(arg, "-3Dfp") == 0) {
+            options->flags |= FA_OUTPUT_LANDMARKS_3D;
+        } else if (strcmp(arg, "-pose") == 0) {
+            options->flags |= FA_OUTPUT_POSE;
+        } else if (strcmp(arg, "-fx") == 0 || strcmp(arg, "-fy") == 0 || strcmp(arg, "-cx") == 0 ||
+                   strcmp(arg, "-cy") == 0) {
+            char *end = NULL;
+            double number = value ? strtod(value, &end) : 0;
+            if (!value || *end || !(number > 0) || number > 1e6) {
+                fprintf(stderr, "faceau: bad value for %s\n", arg);
+                return 0;
+            }
+            float *target = arg[1] == 'f' ? (arg[2] == 'x' ? &options->settings.fx
+                                                           : &options->settings.fy)
+                                          : (arg[2] == 'x' ? &options->settings.cx
+                                                           : &options->settings.cy);
+            *target = (float)number;
+            i++;
         } else if (strcmp(arg, "-hogalign") == 0) {
             options->flags |= FA_OUTPUT_HOG;
         } else if (strcmp(arg, "-simalign") == 0) {
@@ -272,10 +292,12 @@ static fa_status process_frames(run_t *run, const options_t *options, const char
         if (status == FA_ERROR_END) break;
         if (status != FA_OK) return status;
         fa_landmarks_t landmarks;
-        status = fa_landmark_file_get(run->landmarks, (int)(*frames + 1), &landmarks, error);
+        if (run->landmarks)
+            status = fa_landmark_file_get(run->landmarks, (int)(*frames + 1), &landmarks, error);
         fa_frame_result_t result;
         if (status == FA_OK)
-            status = fa_session_process(run->session, frame, timestamp, &landmarks, &result, error);
+            status = fa_session_process(run->session, frame, timestamp,
+                                        run->landmarks ? &landmarks : NULL, &result, error);
         const fa_image_t *aligned = NULL;
         if (status == FA_OK && (options->flags & FA_OUTPUT_ALIGNED))
             status = fa_session_aligned_output(run->session, frame, &result, &aligned, error);
@@ -300,11 +322,8 @@ static fa_status process_input(const input_t *input, const options_t *options,
     input_stem(input->path, stem, sizeof stem);
     long frames = 0;
     fa_status status = fa_source_open(input->path, input->kind, &run.source, error);
-    if (status == FA_OK && !input->landmarks)
-        status = fail(error, FA_ERROR_ARGUMENT,
-                      "%s: no landmarks: this version needs --landmarks-from CSV "
-                      "(the built-in face tracker comes next)", input->path);
-    if (status == FA_OK) status = fa_landmark_file_open(input->landmarks, &run.landmarks, error);
+    if (status == FA_OK && input->landmarks)
+        status = fa_landmark_file_open(input->landmarks, &run.landmarks, error);
     if (status == FA_OK) status = fa_session_create(models, &options->settings, &run.session, error);
     if (status == FA_OK)
         status = fa_output_open(options->out_dir, stem, options->flags, models, &run.output, error);
@@ -401,6 +420,10 @@ int main(int argc, char **argv)
         free(options);
         return EXIT_USAGE;
     }
+    /* The detector and tracker load only when some input needs them. */
+    options->settings.tracker = 0;
+    for (int i = 0; i < options->input_count; i++)
+        if (!options->inputs[i].landmarks) options->settings.tracker = 1;
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     fa_error_t error = {0};

@@ -50,10 +50,20 @@ static int write_header(fa_output_t *output)
     FILE *csv = output->csv;
     fputs("frame, face_id, timestamp, confidence, success", csv);
     int column = 5;
+    if (output->flags & FA_OUTPUT_POSE) {
+        fputs(", pose_Tx, pose_Ty, pose_Tz, pose_Rx, pose_Ry, pose_Rz", csv);
+        column += 6;
+    }
     if (output->flags & FA_OUTPUT_LANDMARKS_2D) {
         for (int i = 0; i < FA_NUM_LANDMARKS; i++) fprintf(csv, ", x_%d", i);
         for (int i = 0; i < FA_NUM_LANDMARKS; i++) fprintf(csv, ", y_%d", i);
         column += 2 * FA_NUM_LANDMARKS;
+    }
+    if (output->flags & FA_OUTPUT_LANDMARKS_3D) {
+        static const char axes[3] = {'X', 'Y', 'Z'};
+        for (int a = 0; a < 3; a++)
+            for (int i = 0; i < FA_NUM_LANDMARKS; i++) fprintf(csv, ", %c_%d", axes[a], i);
+        column += 3 * FA_NUM_LANDMARKS;
     }
     if (output->flags & FA_OUTPUT_PDM_PARAMS) {
         fputs(", p_scale, p_rx, p_ry, p_rz, p_tx, p_ty", csv);
@@ -117,9 +127,15 @@ static void write_row(fa_output_t *output, const fa_frame_result_t *result)
     FILE *csv = output->csv;
     fprintf(csv, "%d, 0, %.3f, %.2f, %d", result->frame_number, result->timestamp,
             result->confidence, result->success ? 1 : 0);
+    if (output->flags & FA_OUTPUT_POSE)
+        fprintf(csv, ", %.1f, %.1f, %.1f, %.3f, %.3f, %.3f", result->pose[0], result->pose[1],
+                result->pose[2], result->pose[3], result->pose[4], result->pose[5]);
     if (output->flags & FA_OUTPUT_LANDMARKS_2D)
         for (int i = 0; i < 2 * FA_NUM_LANDMARKS; i++)
             fprintf(csv, ", %.1f", (double)result->landmarks[i]);
+    if (output->flags & FA_OUTPUT_LANDMARKS_3D)
+        for (int i = 0; i < 3 * FA_NUM_LANDMARKS; i++)
+            fprintf(csv, ", %.1f", (double)result->landmarks_3d[i]);
     if (output->flags & FA_OUTPUT_PDM_PARAMS) {
         for (int i = 0; i < 6; i++) fprintf(csv, ", %.3f", (double)result->params_global[i]);
         for (int i = 0; i < FA_NUM_PDM_MODES; i++)

@@ -12,6 +12,8 @@
 #include "features/fhog.h"
 #include "features/geometry.h"
 #include "pdm/pdm.h"
+#include "pipeline/face_tracker.h"
+#include "pose/pose.h"
 
 enum { PATH_SIZE = 4096 };
 
@@ -21,12 +23,16 @@ struct fa_models {
     fa_au_models_t *au;
     fa_pdm_t pdm;
     fa_triangulation_t triangulation;
+    fa_face_models_t *faces; /* detector and tracker; NULL when not loaded */
 };
 
 struct fa_session {
     const fa_models_t *models;
     fa_settings_t settings;
     fa_au_state_t *au;
+    fa_face_tracker_t *tracker; /* NULL without face models */
+    int face_found;             /* the AU stage's success of the last frame */
+    float aligned_params[6];    /* CalcParams' global parameters of the last frame */
     int frame_count;
     fa_image_t au_face;       /* 112x112 BGR masked face: the HOG input */
     fa_image_t output_face;   /* aligned-face output when its settings differ from au_face */
@@ -46,7 +52,8 @@ static double seconds_now(void)
 const char *fa_stage_name(fa_stage stage)
 {
     static const char *const names[FA_STAGE_COUNT] = {
-        "CalcParams", "alignment", "FHOG", "geometry", "AU (medians, SVR, SVM)"};
+        "tracking (MTCNN, CLNF)", "CalcParams", "alignment", "FHOG",
+        "geometry",               "AU (medians, SVR, SVM)", "pose, 3D landmarks"};
     return stage >= 0 && stage < FA_STAGE_COUNT ? names[stage] : "unknown";
 }
 
@@ -62,6 +69,7 @@ void fa_default_settings(fa_settings_t *settings)
     settings->aligned_scale = AU_ALIGN_SCALE;
     settings->aligned_size = FA_ALIGNED_SIZE;
     settings->aligned_mask = 1;
+    settings->tracker = 1;
 }
 
 fa_status fa_models_load(const char *models_dir, const fa_settings_t *settings,
@@ -86,6 +94,19 @@ fa_status fa_models_load(const char *models_dir, const fa_settings_t *settings,
     if (status == FA_OK) status = fa_pdm_load(pdm_path, &models->pdm, error);
     if (status == FA_OK)
         status = fa_triangulation_load(triangulation_path, &models->triangulation, error);
+    if (status == FA_OK && settings->tracker) {
+        char model_dir[PATH_SIZE];
+        status = fa_path_join(model_dir, sizeof model_dir, models_dir, "model", error);
+        models->faces = status == FA_OK ? calloc(1, sizeof *models->faces) : NULL;
+        if (status == FA_OK && !models->faces)
+            status = fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+        if (status == FA_OK)
+            status = fa_face_models_load(model_dir, settings->n_threads, models->faces, error);
+        if (status != FA_OK) {
+            free(models->faces);
+            models->faces = NULL;
+        }
+    }
     if (status == FA_OK && (models->pdm.point_count != FA_NUM_LANDMARKS ||
                             models->pdm.mode_count != FA_NUM_PDM_MODES))
         status = fa_error_set(error, FA_ERROR_MODEL, "%s: expected a 68-point, 34-mode PDM",
@@ -102,6 +123,8 @@ void fa_models_free(fa_models_t *models)
 {
     if (!models) return;
     fa_au_models_free(models->au);
+    if (models->faces) fa_face_models_release(models->faces);
+    free(models->faces);
     fa_pdm_release(&models->pdm);
     fa_triangulation_release(&models->triangulation);
     free(models);
@@ -147,6 +170,8 @@ fa_status fa_session_create(const fa_models_t *models, const fa_settings_t *sett
         status = fa_image_allocate(&session->output_gray, FA_ALIGNED_SIZE, FA_ALIGNED_SIZE, 1,
                                    error);
     if (status == FA_OK) status = fa_au_state_create(models->au, s->online, &session->au, error);
+    if (status == FA_OK && models->faces)
+        status = fa_face_tracker_create(models->faces, &session->tracker, error);
     if (status != FA_OK) {
         fa_session_destroy(session);
         return status;
@@ -159,6 +184,7 @@ void fa_session_destroy(fa_session_t *session)
 {
     if (!session) return;
     fa_au_state_free(session->au);
+    fa_face_tracker_destroy(session->tracker);
     fa_image_release(&session->au_face);
     fa_image_release(&session->output_face);
     fa_image_release(&session->output_gray);
@@ -175,18 +201,37 @@ fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, dou
     memset(result, 0, sizeof *result);
     result->frame_number = ++session->frame_count;
     result->timestamp = timestamp;
-    result->success = landmarks && landmarks->success;
-    result->confidence = landmarks ? landmarks->confidence : 0.0;
-    if (landmarks) {
+    /* The AU stage is given the model's success, which differs from the CSV's on an initial
+     * detection that fails validation (LANDMARKS_SPEC §5.4). */
+    int face_found = 0;
+    float params_global[6] = {0}, params_local[FA_NUM_PDM_MODES] = {0};
+    double tracking_start = seconds_now();
+    if (!landmarks) {
+        if (!session->tracker)
+            return fa_error_set(error, FA_ERROR_ARGUMENT,
+                                "no landmarks given and no face tracker loaded");
+        fa_tracked_face_t face;
+        fa_status status = fa_face_tracker_process(session->tracker, frame, &face, error);
+        if (status != FA_OK) return status;
+        result->success = face.success;
+        result->confidence = face.confidence;
+        result->detector_ran = face.detector_ran;
+        face_found = face.model_success;
+        memcpy(result->landmarks, face.landmarks, sizeof result->landmarks);
+        memcpy(result->params_global, face.params_global, sizeof result->params_global);
+        memcpy(result->params_local, face.params_local, sizeof result->params_local);
+    } else {
+        result->success = face_found = landmarks->success;
+        result->confidence = landmarks->confidence;
         memcpy(result->landmarks, landmarks->x, sizeof landmarks->x);
         memcpy(result->landmarks + FA_NUM_LANDMARKS, landmarks->y, sizeof landmarks->y);
     }
     double *seconds = session->stage_seconds, t0 = seconds_now(), t1 = t0, t2 = t0;
-    if (result->success) {
-        fa_pdm_calc_params(&models->pdm, result->landmarks, result->params_global,
-                           result->params_local);
+    seconds[FA_STAGE_TRACKING] = t0 - tracking_start;
+    if (face_found) {
+        fa_pdm_calc_params(&models->pdm, result->landmarks, params_global, params_local);
         t1 = seconds_now();
-        fa_status status = fa_align_face_at_scale(frame, result->landmarks, result->params_global,
+        fa_status status = fa_align_face_at_scale(frame, result->landmarks, params_global,
                                                   &models->pdm, &models->triangulation,
                                                   AU_ALIGN_SCALE, 1, &session->au_face, error);
         if (status != FA_OK) return status;
@@ -197,11 +242,11 @@ fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, dou
     }
     fa_fhog_extract(&session->au_face, session->hog);
     double t3 = seconds_now();
-    fa_geometry_extract(&models->pdm, result->params_local, session->geometry);
-    if (!result->success) memset(session->geometry, 0, sizeof session->geometry);
+    fa_geometry_extract(&models->pdm, params_local, session->geometry);
+    if (!face_found) memset(session->geometry, 0, sizeof session->geometry);
     double t4 = seconds_now();
     fa_status status = fa_au_state_add_frame(session->au, session->hog, session->geometry,
-                                             result->success, result->au_intensity,
+                                             face_found, result->au_intensity,
                                              result->au_presence, error);
     double t5 = seconds_now();
     seconds[FA_STAGE_CALC_PARAMS] = t1 - t0;
@@ -209,6 +254,21 @@ fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, dou
     seconds[FA_STAGE_FHOG] = t3 - t2;
     seconds[FA_STAGE_GEOMETRY] = t4 - t3;
     seconds[FA_STAGE_AU] = t5 - t4;
+    session->face_found = face_found;
+    memcpy(session->aligned_params, params_global, sizeof params_global);
+    if (landmarks) { /* the CSV's p_* are the tracker's; with given landmarks, CalcParams' */
+        memcpy(result->params_global, params_global, sizeof params_global);
+        memcpy(result->params_local, params_local, sizeof params_local);
+    }
+    fa_camera_t camera = {session->settings.fx, session->settings.fy, session->settings.cx,
+                          session->settings.cy};
+    if (!(camera.fx > 0)) fa_camera_default(frame->width, frame->height, &camera);
+    /* OpenFace's GetPose runs on every frame, with whatever parameters the tracker holds. */
+    fa_pose_estimate(&models->pdm, result->params_global, result->params_local, result->landmarks,
+                     &camera, result->pose);
+    fa_pose_landmarks_3d(&models->pdm, result->params_global, result->params_local,
+                         result->landmarks, &camera, result->landmarks_3d);
+    seconds[FA_STAGE_POSE] = seconds_now() - t5;
     result->hog = session->hog;
     result->geometry = session->geometry;
     result->aligned = session->au_face;
@@ -233,11 +293,11 @@ fa_status fa_session_aligned_output(fa_session_t *session, const fa_image_t *fra
     /* OpenFace aligns the output face separately; -g converts after warping (the warp does). */
     fa_image_t *face = &session->output_face;
     *aligned = face;
-    if (!result->success) {
+    if (!session->face_found) {
         fa_image_fill(face, 0);
         return FA_OK;
     }
-    return fa_align_face_at_scale(frame, result->landmarks, result->params_global, &models->pdm,
+    return fa_align_face_at_scale(frame, result->landmarks, session->aligned_params, &models->pdm,
                                   &models->triangulation, s->aligned_scale, s->aligned_mask, face,
                                   error);
 }

@@ -1,0 +1,275 @@
+#include "pipeline/face_tracker.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "align/align.h"
+#include "core/file.h"
+#include "core/image.h"
+#include "landmarks/ccnf.h"
+
+enum { PATH_SIZE = 4096, MAX_BOXES = 64 };
+
+/* What a response provider needs: the model it serves and the tracker holding the frame. */
+typedef struct provider_context {
+    struct fa_face_tracker *tracker;
+    const fa_clnf_detector_t *detector;
+    float confidence[FA_CLNF_MAX_POINTS];
+} provider_context_t;
+
+struct fa_face_tracker {
+    const fa_face_models_t *models;
+    fa_clnf_tracker_t *clnf;
+    fa_clnf_callbacks_t callbacks;
+    provider_context_t providers[1 + FA_CLNF_MAX_PARTS];
+    fa_mtcnn_workspace_t mtcnn_workspace;
+    fa_ccnf_workspace_t ccnf_workspace;
+    fa_validator_workspace_t validator_workspace;
+    const fa_image_t *frame; /* BGR, for the detector */
+    fa_image_t gray;         /* 8-bit, for the validator */
+    float *gray_float;       /* 0..255 floats, for the patch experts */
+    size_t gray_float_capacity;
+};
+
+/* The fitter's settings from the loaded parameters (one source of truth: the model files). */
+static void fit_settings(const fa_clnf_detector_t *detector, fa_clnf_settings_t *settings)
+{
+    const fa_clnf_parameters_t *p = &detector->parameters;
+    memset(settings, 0, sizeof *settings);
+    settings->sigma = p->sigma;
+    settings->reg_factor = p->reg_factor;
+    settings->weight_factor = p->weight_factor;
+    settings->iterations = p->iterations;
+    settings->refine_parameters = p->refine_parameters;
+    settings->scale_count = detector->ccnf.scale_count;
+    for (int s = 0; s < FA_CLNF_MAX_SCALES; s++) {
+        settings->patch_scaling[s] = s < detector->ccnf.scale_count
+                                         ? detector->ccnf.scales[s].scaling
+                                         : detector->ccnf.scales[detector->ccnf.scale_count - 1]
+                                               .scaling;
+        settings->windows_init[s] = fa_clnf_window(detector, s, 0);
+        settings->windows_track[s] = fa_clnf_window(detector, s, 1);
+    }
+}
+
+fa_status fa_face_models_load(const char *model_dir, int threads, fa_face_models_t *models,
+                              fa_error_t *error)
+{
+    memset(models, 0, sizeof *models);
+    char path[PATH_SIZE];
+    fa_status status = fa_path_join(path, sizeof path, model_dir, "main_clnf_general.txt", error);
+    if (status == FA_OK) status = fa_clnf_set_load(path, threads, &models->set, error);
+    if (status == FA_OK && models->set.main.pdm.point_count != 68)
+        status = fa_error_set(error, FA_ERROR_MODEL, "%s: the main model must have 68 points", path);
+    if (status == FA_OK && models->set.part_count > FA_CLNF_MAX_PARTS)
+        status = fa_error_set(error, FA_ERROR_MODEL, "%s: too many part models", path);
+    if (status == FA_OK && !models->set.validator_path[0])
+        status = fa_error_set(error, FA_ERROR_MODEL, "%s: names no DetectionValidator", path);
+    if (status == FA_OK)
+        status = fa_validator_load(models->set.validator_path, &models->validator, error);
+    if (status == FA_OK)
+        status = fa_path_join(path, sizeof path, model_dir, "mtcnn_detector/MTCNN_detector.txt",
+                              error);
+    if (status == FA_OK) status = fa_mtcnn_load(&models->mtcnn, path, error);
+    fa_clnf_settings_t settings;
+    if (status == FA_OK) {
+        fit_settings(&models->set.main, &settings);
+        status = fa_clnf_model_init(&models->fit_main, &models->set.main.pdm, &settings, error);
+    }
+    fa_clnf_system_t *system = &models->system;
+    system->main = &models->fit_main;
+    for (int i = 0; status == FA_OK && i < models->set.part_count; i++) {
+        const fa_clnf_set_part_t *part = &models->set.parts[i];
+        fit_settings(&part->detector, &settings);
+        status = fa_clnf_model_init(&models->fit_parts[i], &part->detector.pdm, &settings, error);
+        system->parts[i].model = &models->fit_parts[i];
+        system->parts[i].mapping_count = part->pair_count;
+        memcpy(system->parts[i].mapping, part->pairs, sizeof part->pairs[0] * (size_t)part->pair_count);
+        system->part_count = i + 1;
+    }
+    const fa_clnf_parameters_t *main_parameters = &models->set.main.parameters;
+    system->refine_hierarchical = main_parameters->refine_hierarchical;
+    system->validate_detections = main_parameters->validate_detections;
+    system->validation_boundary = main_parameters->validation_boundary;
+    system->reinit_video_every = 2; /* OpenFace's default */
+    if (status != FA_OK) fa_face_models_release(models);
+    return status;
+}
+
+void fa_face_models_release(fa_face_models_t *models)
+{
+    if (!models) return;
+    fa_clnf_model_release(&models->fit_main);
+    for (int i = 0; i < FA_CLNF_MAX_PARTS; i++) fa_clnf_model_release(&models->fit_parts[i]);
+    fa_validator_release(&models->validator);
+    fa_mtcnn_release(&models->mtcnn);
+    fa_clnf_set_release(&models->set);
+    memset(models, 0, sizeof *models);
+}
+
+/* OpenCV's invert() of a 2x2 float matrix (DECOMP_LU takes the closed form for n = 2). */
+static void invert_2x2(const float m[4], float inverse[4])
+{
+    double d = (double)m[0] * m[3] - (double)m[1] * m[2];
+    if (d == 0) {
+        memset(inverse, 0, 4 * sizeof(float));
+        return;
+    }
+    d = 1.0 / d;
+    inverse[0] = (float)(m[3] * d);
+    inverse[3] = (float)(m[0] * d);
+    inverse[1] = (float)(-m[1] * d);
+    inverse[2] = (float)(-m[2] * d);
+}
+
+/* Patch_experts::Response for one model: the reference frame of the current shape, the view
+ * and the W x W response maps (LANDMARKS_SPEC §2). */
+static fa_status respond(void *context, int scale, int window, const float params_global[6],
+                         const float *params_local, fa_clnf_responses_t *responses,
+                         fa_error_t *error)
+{
+    provider_context_t *provider = context;
+    struct fa_face_tracker *tracker = provider->tracker;
+    const fa_pdm_t *pdm = &provider->detector->pdm;
+    const fa_ccnf_t *ccnf = &provider->detector->ccnf;
+    const int n = pdm->point_count;
+    if (scale < 0 || scale >= ccnf->scale_count)
+        return fa_error_set(error, FA_ERROR_INTERNAL, "patch scale %d out of range", scale);
+    float shape[2 * FA_CLNF_MAX_POINTS], reference[2 * FA_CLNF_MAX_POINTS];
+    fa_pdm_shape_2d(pdm, params_global, params_local, shape);
+    const float reference_global[6] = {(float)ccnf->scales[scale].scaling, 0, 0, 0, 0, 0};
+    fa_pdm_shape_2d(pdm, reference_global, params_local, reference);
+    fa_align_shapes_with_scale(shape, shape + n, reference, reference + n, n,
+                               responses->img_to_ref);
+    invert_2x2(responses->img_to_ref, responses->ref_to_img);
+    const int view = fa_ccnf_view_index(ccnf, scale, params_global + 1);
+    const fa_image_t *gray = &tracker->gray;
+    fa_ccnf_responses(ccnf, scale, window, view, tracker->gray_float, gray->width, gray->height,
+                      gray->width, shape, responses->ref_to_img[0], -responses->ref_to_img[1],
+                      responses->maps, &tracker->ccnf_workspace);
+    const fa_ccnf_scale_t *patches = &ccnf->scales[scale];
+    responses->view = view;
+    responses->visible = patches->visible + (size_t)view * (size_t)n;
+    for (int i = 0; i < n; i++)
+        provider->confidence[i] = (float)patches->experts[(size_t)view * (size_t)n + i].confidence;
+    responses->confidence = provider->confidence;
+    return FA_OK;
+}
+
+static fa_status validate(void *context, const float orientation[3], const float *landmarks,
+                          float *certainty, fa_error_t *error)
+{
+    struct fa_face_tracker *tracker = context;
+    double value = 0;
+    fa_status status = fa_validator_check(&tracker->models->validator,
+                                          &tracker->validator_workspace, &tracker->gray, landmarks,
+                                          orientation, &value, error);
+    *certainty = (float)value;
+    return status;
+}
+
+static fa_status detect(void *context, float box[4], int *found, fa_error_t *error)
+{
+    struct fa_face_tracker *tracker = context;
+    fa_box_t boxes[MAX_BOXES];
+    int count = 0;
+    fa_status status = fa_mtcnn_detect(&tracker->models->mtcnn, &tracker->mtcnn_workspace, NULL,
+                                       tracker->frame, boxes, MAX_BOXES, &count, error);
+    if (status != FA_OK) return status;
+    int best = fa_mtcnn_choose_widest(boxes, count);
+    *found = best >= 0;
+    if (*found) {
+        box[0] = boxes[best].x;
+        box[1] = boxes[best].y;
+        box[2] = boxes[best].width;
+        box[3] = boxes[best].height;
+    }
+    return FA_OK;
+}
+
+fa_status fa_face_tracker_create(const fa_face_models_t *models, fa_face_tracker_t **out,
+                                 fa_error_t *error)
+{
+    *out = NULL;
+    fa_face_tracker_t *tracker = calloc(1, sizeof *tracker);
+    if (!tracker) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    tracker->models = models;
+    fa_status status = fa_clnf_tracker_create(&tracker->clnf, error);
+    if (status != FA_OK) {
+        free(tracker);
+        return status;
+    }
+    fa_ccnf_workspace_init(&tracker->ccnf_workspace, FA_CCNF_KERNEL_AUTO);
+    fa_clnf_callbacks_t *callbacks = &tracker->callbacks;
+    tracker->providers[0] = (provider_context_t){.tracker = tracker, .detector = &models->set.main};
+    callbacks->main = (fa_clnf_provider_t){respond, &tracker->providers[0]};
+    for (int i = 0; i < models->system.part_count; i++) {
+        tracker->providers[1 + i] =
+            (provider_context_t){.tracker = tracker, .detector = &models->set.parts[i].detector};
+        callbacks->parts[i] = (fa_clnf_provider_t){respond, &tracker->providers[1 + i]};
+    }
+    callbacks->validate = validate;
+    callbacks->validate_context = tracker;
+    callbacks->detect = detect;
+    callbacks->detect_context = tracker;
+    *out = tracker;
+    return FA_OK;
+}
+
+void fa_face_tracker_destroy(fa_face_tracker_t *tracker)
+{
+    if (!tracker) return;
+    fa_clnf_tracker_destroy(tracker->clnf);
+    fa_mtcnn_workspace_release(&tracker->mtcnn_workspace);
+    fa_image_release(&tracker->gray);
+    free(tracker->gray_float);
+    free(tracker);
+}
+
+/* The gray frame (OpenCV's BGR2GRAY) and its float copy; buffers grow with the frame size. */
+static fa_status prepare_frame(fa_face_tracker_t *tracker, const fa_image_t *frame,
+                               fa_error_t *error)
+{
+    if (tracker->gray.width != frame->width || tracker->gray.height != frame->height) {
+        fa_image_release(&tracker->gray);
+        fa_status status = fa_image_allocate(&tracker->gray, frame->width, frame->height, 1, error);
+        if (status != FA_OK) return status;
+    }
+    size_t pixels = (size_t)frame->width * (size_t)frame->height;
+    if (pixels > tracker->gray_float_capacity) {
+        free(tracker->gray_float);
+        tracker->gray_float = malloc(sizeof(float) * pixels);
+        tracker->gray_float_capacity = tracker->gray_float ? pixels : 0;
+        if (!tracker->gray_float) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    }
+    fa_image_bgr_to_gray(frame, &tracker->gray);
+    for (int y = 0; y < frame->height; y++)
+        for (int x = 0; x < frame->width; x++)
+            tracker->gray_float[(size_t)y * (size_t)frame->width + (size_t)x] =
+                tracker->gray.data[(ptrdiff_t)y * tracker->gray.stride + x];
+    tracker->frame = frame;
+    return FA_OK;
+}
+
+fa_status fa_face_tracker_process(fa_face_tracker_t *tracker, const fa_image_t *frame,
+                                  fa_tracked_face_t *face, fa_error_t *error)
+{
+    memset(face, 0, sizeof *face);
+    if (frame->channels != 3)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "the tracker needs a BGR frame");
+    fa_status status = prepare_frame(tracker, frame, error);
+    int success = 0;
+    if (status == FA_OK)
+        status = fa_clnf_track(&tracker->models->system, tracker->clnf, &tracker->callbacks,
+                               &success, error);
+    if (status != FA_OK) return status;
+    const fa_clnf_state_t *main = &tracker->clnf->main;
+    face->success = success;
+    face->model_success = main->detection_success;
+    face->confidence = main->detection_certainty;
+    face->detector_ran = tracker->clnf->last_detection;
+    memcpy(face->landmarks, main->landmarks, sizeof face->landmarks);
+    memcpy(face->params_global, main->params_global, sizeof face->params_global);
+    memcpy(face->params_local, main->params_local, sizeof face->params_local);
+    return FA_OK;
+}
