@@ -175,3 +175,69 @@ double test_pearson(const double *a, const double *b, int n)
     if (saa == 0 || sbb == 0) return (saa == sbb) ? 1.0 : 0.0;
     return sab / sqrt(saa * sbb);
 }
+
+/* Compares the AU columns (AU*_r, AU*_c) of our CSV with OpenFace's: per intensity AU Pearson
+ * r and max |diff| (an OpenFace column whose spread is under flat_spread is judged by the
+ * difference alone),
+ * per presence AU the share of equal values, and the share over all presence values. Prints the
+ * table; returns the overall presence share. */
+
+double test_compare_aus(const char *name, const test_csv_t *ours, const test_csv_t *reference,
+                        double flat_spread, double min_pearson, double max_au_diff,
+                        double min_presence_equal, double min_presence_overall)
+{
+    CHECK(ours->rows == reference->rows, "%s: %d rows, OpenFace has %d", name, ours->rows,
+          reference->rows);
+    int rows = ours->rows < reference->rows ? ours->rows : reference->rows;
+    double *a = malloc(sizeof(double) * (size_t)rows), *b = malloc(sizeof(double) * (size_t)rows);
+    printf("%s: AU   Pearson r   max |diff|   (intensity)\n", name);
+    int au_columns = 0;
+    long presence_equal = 0, presence_total = 0;
+    for (int c = 0; c < reference->columns; c++) {
+        const char *column = reference->names[c];
+        size_t length = strlen(column);
+        if (strncmp(column, "AU", 2) != 0 || length < 3) continue;
+        int ours_column = test_csv_column(ours, column);
+        CHECK(ours_column >= 0, "%s: column %s missing", name, column);
+        if (ours_column < 0) continue;
+        au_columns++;
+        double max_diff = 0;
+        int equal = 0;
+        for (int r = 0; r < rows; r++) {
+            a[r] = test_csv_value(ours, r, ours_column);
+            b[r] = test_csv_value(reference, r, c);
+            max_diff = fmax(max_diff, fabs(a[r] - b[r]));
+            equal += fabs(a[r] - b[r]) < 1e-9;
+        }
+        double spread = 0;
+        for (int r = 1; r < rows; r++) spread = fmax(spread, fabs(b[r] - b[0]));
+        if (column[length - 1] == 'r' && spread < flat_spread) {
+            /* OpenFace's column (2 decimals) barely moves: r would measure the rounding. */
+            printf("%s: %s  flat        %.3f\n", name, column, max_diff);
+            CHECK(max_diff <= max_au_diff + 1e-9, "%s: %s max diff %.3f > %.2f", name, column,
+                  max_diff, max_au_diff);
+        } else if (column[length - 1] == 'r') {
+            double r = test_pearson(a, b, rows);
+            printf("%s: %s  %.5f   %.3f\n", name, column, r, max_diff);
+            CHECK(r >= min_pearson, "%s: %s Pearson r %.5f < %.3f", name, column, r, min_pearson);
+            CHECK(max_diff <= max_au_diff + 1e-9, "%s: %s max diff %.3f > %.2f", name, column,
+                  max_diff, max_au_diff);
+        } else {
+            double share = (double)equal / rows;
+            presence_equal += equal;
+            presence_total += rows;
+            printf("%s: %s  %.2f%% equal (presence)\n", name, column, 100.0 * share);
+            CHECK(share >= min_presence_equal, "%s: %s only %.2f%% equal", name, column,
+                  100.0 * share);
+        }
+    }
+    CHECK(au_columns == 35, "%s: %d AU columns compared", name, au_columns);
+    double overall = presence_total ? (double)presence_equal / (double)presence_total : 0;
+    printf("%s: presence values equal overall: %.2f%%\n", name, 100.0 * overall);
+    CHECK(overall >= min_presence_overall, "%s: %.2f%% of presence values equal", name,
+          100.0 * overall);
+    free(a);
+    free(b);
+    return overall;
+}
+

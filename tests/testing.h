@@ -60,6 +60,11 @@ typedef struct test_hog {
 int test_hog_load(const char *path, test_hog_t *hog);
 void test_hog_free(test_hog_t *hog);
 
+/* OpenFace AU columns compared with CHECKs (see testing.c); returns the overall presence share. */
+double test_compare_aus(const char *name, const test_csv_t *ours, const test_csv_t *reference,
+                        double flat_spread, double min_pearson, double max_au_diff,
+                        double min_presence_equal, double min_presence_overall);
+
 /* Pearson correlation of two series. */
 double test_pearson(const double *a, const double *b, int n);
 
