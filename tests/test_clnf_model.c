@@ -131,14 +131,15 @@ static void test_parameters(const fa_clnf_set_t *model) {
         check_windows(&model->parts[e].detector, model->parts[e].name, (const int[]){3, 5}, 2);
     }
 
-    /* Per-scale adaptation of the main model: (reg, sigma, a = -0.5 / sigma²). */
+    /* Per-scale adaptation of the main model: (reg, sigma, a = -0.5 / sigma²), as the spec
+     * tabulates them with six decimals (so a tolerance of two units in the last place). */
     static const double expected[3][3] = {
         {25, 1.5, -0.222222}, {17.718598, 1.621357, -0.190200}, {10, 1.75, -0.163265}};
     for (int s = 0; s < 3; s++) {
         fa_clnf_adapted_t a = fa_clnf_adapted_parameters(&model->main, s);
         double kernel = -0.5 / ((double)a.sigma * a.sigma);
         CHECK(near(a.reg_factor, expected[s][0], 2e-6 * expected[s][0]) &&
-                  near(a.sigma, expected[s][1], 1e-6) && near(kernel, expected[s][2], 1e-6) &&
+                  near(a.sigma, expected[s][1], 2e-6) && near(kernel, expected[s][2], 2e-6) &&
                   a.weight_factor == 0,
               "main scale %d: reg %.7g sigma %.7g a %.7g weight %g", s, a.reg_factor, a.sigma,
               kernel, a.weight_factor);

@@ -20,7 +20,8 @@ enum { LAYER_COUNT = (int)(sizeof expected_layers / sizeof expected_layers[0]) }
 
 /* Reads a MatBin that must have the given type and shape (rows or cols −1: any). */
 static fa_status read_matrix(fa_reader_t *reader, int type, int rows, int cols, const char *what,
-                             fa_matrix_t *matrix, fa_error_t *error) {
+                             fa_matrix_t *matrix, fa_error_t *error)
+{
     fa_status status = fa_read_matbin(reader, matrix, error);
     if (status != FA_OK) return status;
     if (matrix->type != type || (rows >= 0 && matrix->rows != rows) ||
@@ -33,14 +34,16 @@ static fa_status read_matrix(fa_reader_t *reader, int type, int rows, int cols, 
     return status;
 }
 
-static fa_status allocate_floats(float **out, size_t count, fa_error_t *error) {
+static fa_status allocate_floats(float **out, size_t count, fa_error_t *error)
+{
     *out = calloc(count ? count : 1, sizeof(float));
     return *out ? FA_OK : fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
 }
 
 /* A matrix's values as a new float array (double to float rounds to nearest, as convertTo). */
 static fa_status read_floats(fa_reader_t *reader, int type, int rows, int cols, const char *what,
-                             float **out, fa_error_t *error) {
+                             float **out, fa_error_t *error)
+{
     fa_matrix_t matrix;
     fa_status status = read_matrix(reader, type, rows, cols, what, &matrix, error);
     if (status != FA_OK) return status;
@@ -53,7 +56,8 @@ static fa_status read_floats(fa_reader_t *reader, int type, int rows, int cols, 
 }
 
 static fa_status read_int(fa_reader_t *reader, int minimum, int maximum, const char *what,
-                          int *value, fa_error_t *error) {
+                          int *value, fa_error_t *error)
+{
     int32_t raw = 0;
     fa_status status = fa_read_i32(reader, &raw, error);
     if (status != FA_OK) return status;
@@ -67,7 +71,8 @@ static fa_status read_int(fa_reader_t *reader, int minimum, int maximum, const c
 /* A convolution layer: kernels stored per input plane, then per kernel, each kh×kw (rows = y),
  * rearranged into validator_cnn.h's tap-major layout. */
 static fa_status read_convolution(fa_reader_t *reader, int channels, int side, float **weights,
-                                  float **bias, fa_error_t *error) {
+                                  float **bias, fa_error_t *error)
+{
     int in_count = 0, kernel_count = 0;
     fa_status status =
         read_int(reader, channels, channels, "convolution input count", &in_count, error);
@@ -101,7 +106,8 @@ static fa_status read_convolution(fa_reader_t *reader, int channels, int side, f
 }
 
 static fa_status read_fully_connected(fa_reader_t *reader, int inputs, int outputs, float **weights,
-                                      float **bias, fa_error_t *error) {
+                                      float **bias, fa_error_t *error)
+{
     fa_status status =
         read_floats(reader, FA_CV_32F, outputs, 1, "fully connected bias", bias, error);
     if (status == FA_OK)
@@ -110,7 +116,8 @@ static fa_status read_fully_connected(fa_reader_t *reader, int inputs, int outpu
     return status;
 }
 
-static fa_status read_network(fa_reader_t *reader, fa_validator_view_t *view, fa_error_t *error) {
+static fa_status read_network(fa_reader_t *reader, fa_validator_view_t *view, fa_error_t *error)
+{
     int depth = 0, convolutions = 0, fully_connected = 0;
     fa_status status = read_int(reader, LAYER_COUNT, LAYER_COUNT,
                                 "network depth (only the "
@@ -140,7 +147,8 @@ static fa_status read_network(fa_reader_t *reader, fa_validator_view_t *view, fa
 /* The mask and triangle map become the list of mask pixels in column-major order. */
 static fa_status collect_pixels(fa_reader_t *reader, fa_validator_view_t *view,
                                 const fa_matrix_t *triangle_id, const fa_matrix_t *mask,
-                                fa_error_t *error) {
+                                fa_error_t *error)
+{
     int count = 0;
     for (int i = 0; i < FA_VALIDATOR_PIXELS; i++)
         count += mask->data[i] > 0; /* → CV_8U */
@@ -169,7 +177,8 @@ static fa_status collect_pixels(fa_reader_t *reader, fa_validator_view_t *view,
     return FA_OK;
 }
 
-static fa_status read_triangles(fa_reader_t *reader, fa_validator_view_t *view, fa_error_t *error) {
+static fa_status read_triangles(fa_reader_t *reader, fa_validator_view_t *view, fa_error_t *error)
+{
     fa_matrix_t matrix;
     fa_status status = read_matrix(reader, FA_CV_32S, -1, 3, "PAW triangulation", &matrix, error);
     if (status != FA_OK) return status;
@@ -193,7 +202,8 @@ static fa_status read_triangles(fa_reader_t *reader, fa_validator_view_t *view, 
 }
 
 /* PAW::Read. */
-static fa_status read_warp(fa_reader_t *reader, fa_validator_view_t *view, fa_error_t *error) {
+static fa_status read_warp(fa_reader_t *reader, fa_validator_view_t *view, fa_error_t *error)
+{
     double min_x = 0, min_y = 0;
     float *destination = NULL, *alpha = NULL, *beta = NULL;
     fa_matrix_t triangle_id = {0}, mask = {0};
@@ -232,7 +242,8 @@ static fa_status read_warp(fa_reader_t *reader, fa_validator_view_t *view, fa_er
     return status;
 }
 
-static fa_status read_view(fa_reader_t *reader, fa_validator_view_t *view, fa_error_t *error) {
+static fa_status read_view(fa_reader_t *reader, fa_validator_view_t *view, fa_error_t *error)
+{
     fa_matrix_t mean;
     fa_status status = read_matrix(reader, FA_CV_64F, 1, -1, "mean image", &mean, error);
     if (status != FA_OK) return status;
@@ -252,7 +263,8 @@ static fa_status read_view(fa_reader_t *reader, fa_validator_view_t *view, fa_er
     return status;
 }
 
-static fa_status read_orientation(fa_reader_t *reader, double orientation[3], fa_error_t *error) {
+static fa_status read_orientation(fa_reader_t *reader, double orientation[3], fa_error_t *error)
+{
     fa_matrix_t matrix;
     fa_status status = read_matrix(reader, FA_CV_64F, 3, 1, "view orientation", &matrix, error);
     if (status != FA_OK) return status;
@@ -264,7 +276,8 @@ static fa_status read_orientation(fa_reader_t *reader, double orientation[3], fa
 }
 
 fa_status fa_validator_parse(const char *data, size_t size, const char *name,
-                             fa_validator_t *validator, fa_error_t *error) {
+                             fa_validator_t *validator, fa_error_t *error)
+{
     memset(validator, 0, sizeof *validator);
     fa_reader_t reader;
     fa_reader_init(&reader, data, size, name);
@@ -289,7 +302,8 @@ fa_status fa_validator_parse(const char *data, size_t size, const char *name,
     return FA_OK;
 }
 
-fa_status fa_validator_load(const char *path, fa_validator_t *validator, fa_error_t *error) {
+fa_status fa_validator_load(const char *path, fa_validator_t *validator, fa_error_t *error)
+{
     char *data = NULL;
     size_t size = 0;
     memset(validator, 0, sizeof *validator);
@@ -300,7 +314,8 @@ fa_status fa_validator_load(const char *path, fa_validator_t *validator, fa_erro
     return status;
 }
 
-void fa_validator_release(fa_validator_t *validator) {
+void fa_validator_release(fa_validator_t *validator)
+{
     if (!validator) return;
     for (int v = 0; v < FA_VALIDATOR_MAX_VIEWS; v++) {
         fa_validator_view_t *view = &validator->views[v];
@@ -327,7 +342,8 @@ void fa_validator_release(fa_validator_t *validator) {
 /* ---------------------------------------------------------------------------------------------
  * Checking (LANDMARKS_SPEC §4) */
 
-int fa_validator_view_index(const fa_validator_t *validator, const float orientation[3]) {
+int fa_validator_view_index(const fa_validator_t *validator, const float orientation[3])
+{
     int best = 0;
     double best_distance = 0;
     for (int v = 0; v < validator->view_count; v++) {
@@ -345,7 +361,8 @@ int fa_validator_view_index(const fa_validator_t *validator, const float orienta
     return best;
 }
 
-double fa_validator_certainty_from_bin(int bin, int bins) {
+double fa_validator_certainty_from_bin(int bin, int bins)
+{
     /* The class is turned back into a value in [−1, 1] (bin centre), then into [0, 1]. */
     double step = (1.0 - -1.0) / (double)bins;
     double decision = -1.0 + step / 2.0 + bin * step;
@@ -354,7 +371,8 @@ double fa_validator_certainty_from_bin(int bin, int bins) {
 
 /* PAW::CalcCoeff for the landmarks already moved into the crop. */
 static void warp_coefficients(const fa_validator_view_t *view, const float *x, const float *y,
-                              float (*coefficients)[6]) {
+                              float (*coefficients)[6])
+{
     for (int t = 0; t < view->triangle_count; t++) {
         const int i = view->triangles[t][0], j = view->triangles[t][1], k = view->triangles[t][2];
         const float *alpha = view->alpha[t], *beta = view->beta[t];
@@ -376,14 +394,16 @@ typedef struct crop {
     int width, height;
 } crop_t;
 
-static float crop_pixel(const crop_t *crop, int x, int y) {
+static float crop_pixel(const crop_t *crop, int x, int y)
+{
     if (x < 0 || y < 0 || x >= crop->width || y >= crop->height) return 0.0f; /* constant 0 */
     return (float)crop->pixels[(ptrdiff_t)y * crop->stride + x];
 }
 
 /* cv::remap with INTER_LINEAR and a constant-0 border at one float map position: OpenCV
  * rounds the position to 1/32 px and weighs the four taps with its bilinear table. */
-static float sample_bilinear(const crop_t *crop, float map_x, float map_y) {
+static float sample_bilinear(const crop_t *crop, float map_x, float map_y)
+{
     /* Far outside: OpenCV saturates to short and lands outside too (no image is that big). */
     if (!(fabsf(map_x) < 30000.0f) || !(fabsf(map_y) < 30000.0f)) return 0.0f;
     const int fixed_x = (int)lrintf(map_x * 32.0f), fixed_y = (int)lrintf(map_y * 32.0f);
@@ -412,7 +432,8 @@ static float sample_bilinear(const crop_t *crop, float map_x, float map_y) {
 
 /* PAW::WarpRegion + remap, evaluated only at the mask pixels, in column-major order. */
 static void warp_samples(const fa_validator_view_t *view, const crop_t *crop,
-                         const float (*coefficients)[6], float *samples) {
+                         const float (*coefficients)[6], float *samples)
+{
     for (int n = 0; n < view->pixel_count; n++) {
         const float *c = coefficients[view->pixel_triangle[n]];
         const float x = (float)view->pixel_x[n] + view->min_x;
@@ -424,7 +445,8 @@ static void warp_samples(const fa_validator_view_t *view, const crop_t *crop,
 }
 
 /* NormaliseWarpedToVector and the CNN input image (zero outside the mask). */
-static void normalise_samples(const fa_validator_view_t *view, const float *samples, float *image) {
+static void normalise_samples(const fa_validator_view_t *view, const float *samples, float *image)
+{
     const int count = view->pixel_count;
     double sum = 0, sum_squares = 0; /* cv::meanStdDev */
     for (int n = 0; n < count; n++) {
@@ -448,7 +470,8 @@ static void normalise_samples(const fa_validator_view_t *view, const float *samp
 
 /* The network; returns the argmax bin (the first maximum). */
 static int run_network(const fa_validator_t *validator, const fa_validator_view_t *view,
-                       fa_validator_workspace_t *ws) {
+                       fa_validator_workspace_t *ws)
+{
     int height, width;
     validator->convolve(ws->image, 1, FA_VALIDATOR_SIDE, FA_VALIDATOR_SIDE, view->conv1_weights,
                         view->conv1_bias, FA_VALIDATOR_KERNELS, FA_VALIDATOR_CONV1_SIDE,
@@ -481,7 +504,8 @@ static int run_network(const fa_validator_t *validator, const fa_validator_view_
 
 /* ROI corners as OpenFace truncates and clamps them; the float is clamped first only so that
  * the conversion stays defined (the clamped corners are the same). */
-static int roi_corner(float value, int limit) {
+static int roi_corner(float value, int limit)
+{
     if (value < -2.0f) value = -2.0f;
     if (value > (float)limit + 2.0f) value = (float)limit + 2.0f;
     return (int)value;
@@ -489,7 +513,8 @@ static int roi_corner(float value, int limit) {
 
 fa_status fa_validator_check(const fa_validator_t *validator, fa_validator_workspace_t *workspace,
                              const fa_image_t *gray, const float *landmarks,
-                             const float orientation[3], double *certainty, fa_error_t *error) {
+                             const float orientation[3], double *certainty, fa_error_t *error)
+{
     if (!validator || !workspace || !gray || !gray->data || !landmarks || !orientation ||
         !certainty || validator->view_count < 1)
         return fa_error_set(error, FA_ERROR_ARGUMENT, "validator check: missing argument");

@@ -11,7 +11,8 @@
 
 void fa_validator_cnn_convolve_c(const float *input, int channels, int height, int width,
                        const float *weights, const float *bias, int kernels, int kernel_height,
-                       int kernel_width, float *output) {
+                       int kernel_width, float *output)
+{
     const int out_height = height - kernel_height + 1, out_width = width - kernel_width + 1;
     const size_t plane = (size_t)out_height * (size_t)out_width;
     memset(output, 0, sizeof(float) * plane * (size_t)kernels);
@@ -59,7 +60,8 @@ typedef struct conv_shape {
 
 __attribute__((target("avx2"))) static void
 convolve_avx2_five(const conv_shape_t *s, const float *input, const float *weights,
-                   const float *bias, float *output, int oy, int x0, int x1, int k0) {
+                   const float *bias, float *output, int oy, int x0, int x1, int k0)
+{
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0;
     __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0;
     for (int c = 0; c < s->channels; c++) {
@@ -103,7 +105,8 @@ convolve_avx2_five(const conv_shape_t *s, const float *input, const float *weigh
 /* The same for a single kernel (kernel counts that are not multiples of five). */
 __attribute__((target("avx2"))) static void
 convolve_avx2_one(const conv_shape_t *s, const float *input, const float *weights,
-                  const float *bias, float *output, int oy, int x0, int x1, int k) {
+                  const float *bias, float *output, int oy, int x0, int x1, int k)
+{
     __m256 a = _mm256_setzero_ps(), b = a;
     for (int c = 0; c < s->channels; c++) {
         for (int kx = 0; kx < s->kernel_width; kx++) {
@@ -129,7 +132,8 @@ convolve_avx2_one(const conv_shape_t *s, const float *input, const float *weight
 
 __attribute__((target("avx2"))) static void
 convolve_avx2(const float *input, int channels, int height, int width, const float *weights,
-              const float *bias, int kernels, int kernel_height, int kernel_width, float *output) {
+              const float *bias, int kernels, int kernel_height, int kernel_width, float *output)
+{
     const int out_height = height - kernel_height + 1, out_width = width - kernel_width + 1;
     if (out_width < 8) {
         fa_validator_cnn_convolve_c(input, channels, height, width, weights, bias, kernels, kernel_height,
@@ -155,32 +159,37 @@ convolve_avx2(const float *input, int channels, int height, int width, const flo
     }
 }
 
-fa_validator_cnn_convolve_fn fa_validator_cnn_convolve_avx2(void) {
+fa_validator_cnn_convolve_fn fa_validator_cnn_convolve_avx2(void)
+{
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") ? convolve_avx2 : NULL;
 }
 
 #else
 
-fa_validator_cnn_convolve_fn fa_validator_cnn_convolve_avx2(void) {
+fa_validator_cnn_convolve_fn fa_validator_cnn_convolve_avx2(void)
+{
     return NULL;
 }
 
 #endif
 
-void fa_validator_cnn_relu(float *values, size_t count) {
+void fa_validator_cnn_relu(float *values, size_t count)
+{
     for (size_t i = 0; i < count; i++)
         values[i] = values[i] > 0.0f ? values[i] : 0.0f;
 }
 
-static int pooled_side(int side) {
+static int pooled_side(int side)
+{
     /* OpenFace rounds (float, half away from zero) to mimic Caffe's ceil. */
     const int pooled = (int)roundf((float)(side - 2) / 2.0f) + 1;
     return pooled > 0 ? pooled : 0;
 }
 
 void fa_validator_cnn_max_pool(const float *input, int planes, int height, int width, float *output,
-                     int *output_height, int *output_width) {
+                     int *output_height, int *output_width)
+{
     const int out_height = pooled_side(height), out_width = pooled_side(width);
     for (int p = 0; p < planes; p++) {
         const float *in = input + (size_t)p * (size_t)height * (size_t)width;
@@ -204,7 +213,8 @@ void fa_validator_cnn_max_pool(const float *input, int planes, int height, int w
 }
 
 void fa_validator_cnn_fully_connected(const float *input, int inputs, const float *weights, const float *bias,
-                            int outputs, float *output) {
+                            int outputs, float *output)
+{
     for (int o = 0; o < outputs; o++)
         output[o] = 0.0f;
     for (int i = 0; i < inputs; i++) {
