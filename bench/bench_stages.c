@@ -1,6 +1,7 @@
 /* Per-stage benchmark: for each sample video (OpenFace's landmarks as input), the median time
  * per frame of every stage, its share, end-to-end frames/s, model-load time and peak memory.
- * Usage: bench_stages [VIDEO LANDMARKS.csv] (default: the two sample videos in ../shared). */
+ * Usage: bench_stages [--track] [VIDEO [LANDMARKS.csv]] (default: the two sample videos in
+ * ../shared with OpenFace's landmarks; --track: faceau's own detector and tracker). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,6 +50,7 @@ static double median(double *values, int count)
 
 static int bench_video(const fa_models_t *models, const char *video, const char *landmarks_path)
 {
+    int detections = 0;
     enum { MAX_FRAMES = 100000 };
     double *times[STAGE_COUNT];
     for (int s = 0; s < STAGE_COUNT; s++) times[s] = malloc(sizeof(double) * MAX_FRAMES);
@@ -59,7 +61,7 @@ static int bench_video(const fa_models_t *models, const char *video, const char 
     fa_output_t *output = NULL;
     char out_dir[] = "/tmp/faceau_bench_XXXXXX";
     if (!mkdtemp(out_dir) || fa_source_open(video, FA_SOURCE_VIDEO, &source, &error) ||
-        fa_landmark_file_open(landmarks_path, &landmarks, &error) ||
+        (landmarks_path && fa_landmark_file_open(landmarks_path, &landmarks, &error)) ||
         fa_session_create(models, NULL, &session, &error) ||
         fa_output_open(out_dir, "bench", FA_OUTPUT_LANDMARKS_2D | FA_OUTPUT_PDM_PARAMS |
                                              FA_OUTPUT_AUS | FA_OUTPUT_HOG,
@@ -75,10 +77,13 @@ static int bench_video(const fa_models_t *models, const char *video, const char 
         if (fa_source_read(source, &frame, &timestamp, &error) != FA_OK) break;
         double t1 = now();
         fa_landmarks_t lm;
-        fa_landmark_file_get(landmarks, frames + 1, &lm, &error);
+        if (landmarks) fa_landmark_file_get(landmarks, frames + 1, &lm, &error);
         double t2 = now();
         fa_frame_result_t result;
-        if (fa_session_process(session, frame, timestamp, &lm, &result, &error) != FA_OK) break;
+        if (fa_session_process(session, frame, timestamp, landmarks ? &lm : NULL, &result,
+                               &error) != FA_OK)
+            break;
+        detections += result.detector_ran;
         double t3 = now();
         fa_output_write_frame(output, &result, NULL, &error);
         double t4 = now();
@@ -105,6 +110,7 @@ static int bench_video(const fa_models_t *models, const char *video, const char 
     printf("%-32s %10.1f\n", "sum of medians", 1e6 * total);
     printf("%-32s %10.1f us once\n", "post-processing + CSV rewrite", 1e6 * (end - t_post));
     printf("end to end, 1 thread: %.1f frames/s (%.3f s)\n", frames / (end - start), end - start);
+    if (!landmarks) printf("face detector ran on %d of %d frames\n", detections, frames);
     fa_output_close(output);
     fa_session_destroy(session);
     fa_landmark_file_close(landmarks);
@@ -137,6 +143,8 @@ static void bench_fhog(void)
 
 int main(int argc, char **argv)
 {
+    int track = argc > 1 && strcmp(argv[1], "--track") == 0;
+    argc -= track, argv += track;
     const char *models_dir = getenv("FACEAU_MODELS");
     static char default_models[4096];
     if (!models_dir) {
@@ -146,15 +154,18 @@ int main(int argc, char **argv)
     fa_error_t error = {0};
     fa_models_t *models = NULL;
     double t0 = now();
-    if (fa_models_load(models_dir, NULL, &models, &error) != FA_OK) {
+    fa_settings_t settings;
+    fa_default_settings(&settings);
+    settings.tracker = track;
+    if (fa_models_load(models_dir, &settings, &models, &error) != FA_OK) {
         fprintf(stderr, "bench: %s\n", error.message);
         return 1;
     }
     printf("model load: %.1f ms\n", 1e3 * (now() - t0));
     bench_fhog();
     int failed = 0;
-    if (argc == 3) {
-        failed |= bench_video(models, argv[1], argv[2]);
+    if (argc >= 2) {
+        failed |= bench_video(models, argv[1], track ? NULL : argc > 2 ? argv[2] : NULL);
     } else {
         const char *names[] = {"default", "changeLighting"};
         for (int i = 0; i < 2; i++) {
@@ -163,7 +174,7 @@ int main(int argc, char **argv)
             snprintf(landmarks, sizeof landmarks,
                      "%s/data/reference/openface-2.2-clnf/%s/%s.csv", FACEAU_SHARED_DIR,
                      names[i], names[i]);
-            failed |= bench_video(models, video, landmarks);
+            failed |= bench_video(models, video, track ? NULL : landmarks);
         }
     }
     struct rusage usage;
