@@ -18,6 +18,7 @@ typedef struct input {
     const char *path;
     fa_source_kind kind;
     const char *landmarks; /* --landmarks-from for this input, or NULL */
+    int owned;             /* the strings were allocated (--list) */
 } input_t;
 
 typedef struct options {
@@ -110,11 +111,22 @@ static int read_list(const char *path, options_t *options)
         input->path = strdup(line);
         input->kind = FA_SOURCE_VIDEO;
         input->landmarks = tab && tab[1] ? strdup(tab + 1) : NULL;
+        input->owned = 1;
         ok = input->path && (!tab || !tab[1] || input->landmarks);
     }
     free(line);
     fclose(file);
     return ok;
+}
+
+static void free_options(options_t *options)
+{
+    for (int i = 0; i < options->input_count; i++) {
+        if (!options->inputs[i].owned) continue;
+        free((char *)options->inputs[i].path);
+        free((char *)options->inputs[i].landmarks);
+    }
+    free(options);
 }
 
 static int parse_arguments(int argc, char **argv, options_t *options)
@@ -410,14 +422,14 @@ int main(int argc, char **argv)
     options_t *options = malloc(sizeof *options);
     if (!options) return 1;
     if (!parse_arguments(argc, argv, options)) {
-        free(options);
+        free_options(options);
         return EXIT_USAGE;
     }
     const char *models_dir = options->models_dir ? options->models_dir : getenv("FACEAU_MODELS");
     if (!models_dir || !models_dir[0]) {
         fprintf(stderr, "faceau: where are OpenFace's models? Give --models DIR or set "
                         "FACEAU_MODELS (see README)\n");
-        free(options);
+        free_options(options);
         return EXIT_USAGE;
     }
     /* The detector and tracker load only when some input needs them. */
@@ -430,7 +442,7 @@ int main(int argc, char **argv)
     fa_models_t *models = NULL;
     if (fa_models_load(models_dir, &options->settings, &models, &error) != FA_OK) {
         fprintf(stderr, "faceau: cannot load models: %s\n", error.message);
-        free(options);
+        free_options(options);
         return 10 + (int)error.status;
     }
     int failures = 0, exit_code = run_batch(options, models, &failures);
@@ -438,7 +450,7 @@ int main(int argc, char **argv)
         fprintf(stderr, "faceau: %d of %d inputs done, %d failed\n",
                 options->input_count - failures, options->input_count, failures);
     fa_models_free(models);
-    free(options);
+    free_options(options);
     if (interrupted) return 128 + interrupted;
     return exit_code;
 }
