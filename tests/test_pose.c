@@ -26,7 +26,7 @@ static void test_euler_round_trip(void) {
     double worst = 0, worst_orthonormal = 0;
     for (size_t a = 0; a < sizeof angles / sizeof angles[0]; a++) {
         float r[3][3], back[3];
-        fa_euler_to_rotation(angles[a], r);
+        fa_pdm_rotation_matrix(angles[a], r);
         for (int i = 0; i < 3; i++)
             for (int j = 0; j < 3; j++) {
                 double dot = 0;

@@ -178,21 +178,6 @@ void fa_clnf_state_reset(fa_clnf_state_t *state) {
 /* ---------------------------------------------------------------------------------------------
  * NU-RLMS */
 
-/* cv::norm(a, b) of float vectors: double squares summed four at a time (normL2Sqr). */
-static double norm_difference(const float *a, const float *b, int count) {
-    double sum = 0;
-    int i = 0;
-    for (; i + 4 <= count; i += 4) {
-        double v0 = a[i] - b[i], v1 = a[i + 1] - b[i + 1];
-        double v2 = a[i + 2] - b[i + 2], v3 = a[i + 3] - b[i + 3];
-        sum += v0 * v0 + v1 * v1 + v2 * v2 + v3 * v3;
-    }
-    for (; i < count; i++) {
-        double v = a[i] - b[i];
-        sum += v * v;
-    }
-    return sqrt(sum);
-}
 
 /* A row vector times the transpose of a 2x2 matrix, as cv::gemm: double sums, one rounding. */
 static void transform_2x2(const float m[4], float x, float y, float *out_x, float *out_y) {
@@ -337,7 +322,7 @@ float fa_clnf_nu_rlms(const fa_clnf_model_t *model, const fa_clnf_responses_t *r
     float dxs[MAX_POINTS] = {0}, dys[MAX_POINTS] = {0}, delta[FA_CLNF_MAX_PARAMS];
     for (int iteration = 0; iteration < model->settings.iterations; iteration++) {
         fa_pdm_shape_2d(pdm, params_global, params_local, shape);
-        if (iteration > 0 && norm_difference(shape, previous, 2 * n) < 0.01) break;
+        if (iteration > 0 && fa_pdm_norm_difference(shape, previous, 2 * n) < 0.01) break;
         memcpy(previous, shape, (size_t)(2 * n) * sizeof *shape);
 
         jacobians(model, responses, params_global, params_local, rlms->rigid, weights,

@@ -459,8 +459,7 @@ static void fit_shape(fit_t *fit, const float *local) {
             fit->shape[b * fit->count + i] = full[b * fit->n + fit->index[i]];
 }
 
-/* cv::norm of a float difference: double sum of squares, four at a time (normL2Sqr). */
-static float residual_norm(const float *a, const float *b, int count) {
+double fa_pdm_norm_difference(const float *a, const float *b, int count) {
     double sum = 0;
     int i = 0;
     for (; i + 4 <= count; i += 4) {
@@ -472,7 +471,7 @@ static float residual_norm(const float *a, const float *b, int count) {
         double v = a[i] - b[i];
         sum += v * v;
     }
-    return (float)sqrt(sum);
+    return sqrt(sum);
 }
 
 /* The loop's projection: scaling * shape^T * R_2D^T through cv::gemm (double sums), then the
@@ -748,7 +747,7 @@ static float fit_initial_error(const fit_t *fit, const float global[6]) {
         projected[i] = global[0] * (r[0][0] * x + r[0][1] * y + r[0][2] * z) + global[4];
         projected[i + c] = global[0] * (r[1][0] * x + r[1][1] * y + r[1][2] * z) + global[5];
     }
-    return residual_norm(projected, fit->target, 2 * c);
+    return (float)fa_pdm_norm_difference(projected, fit->target, 2 * c);
 }
 
 void fa_pdm_calc_params(const fa_pdm_t *pdm, const float *landmarks, float params_global[6],
@@ -795,7 +794,7 @@ void fa_pdm_calc_params(const fa_pdm_t *pdm, const float *landmarks, float param
         update_parameters(delta, m, global, local);
         /* OpenFace measures the new error on the shape of the old local parameters. */
         fit_project(&fit, global, projected);
-        float error = residual_norm(projected, fit.target, rows);
+        float error = (float)fa_pdm_norm_difference(projected, fit.target, rows);
         /* The counter is never reset: three non-improving steps in all end the fit. */
         if (0.999 * current_error < error && ++not_improved == 3) break;
         current_error = error;

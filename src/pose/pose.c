@@ -42,19 +42,6 @@ void fa_camera_default(int width, int height, fa_camera_t *camera) {
  * Rotations. OpenFace's sin, cos, sqrt, asin and atan2 on float arguments resolve to the double
  * functions in its build, hence the double calls rounded to float. */
 
-void fa_euler_to_rotation(const float euler[3], float r[3][3]) {
-    float s1 = (float)sin(euler[0]), s2 = (float)sin(euler[1]), s3 = (float)sin(euler[2]);
-    float c1 = (float)cos(euler[0]), c2 = (float)cos(euler[1]), c3 = (float)cos(euler[2]);
-    r[0][0] = c2 * c3;
-    r[0][1] = -c2 * s3;
-    r[0][2] = s2;
-    r[1][0] = c1 * s3 + c3 * s1 * s2;
-    r[1][1] = c1 * c3 - s1 * s2 * s3;
-    r[1][2] = -c2 * s1;
-    r[2][0] = s1 * s3 - c1 * c3 * s2;
-    r[2][1] = c3 * s1 + c1 * s2 * s3;
-    r[2][2] = c1 * c2;
-}
 
 void fa_rotation_to_euler(const float r[3][3], float euler[3]) {
     float q0 = (float)(sqrt(1 + r[0][0] + r[1][1] + r[2][2]) / 2.0f);
@@ -318,7 +305,7 @@ void fa_pose_landmarks_3d(const fa_pdm_t *pdm, const float params_global[6],
     int n = pdm->point_count;
     float shape[3 * MAX_POINTS], r[3][3];
     fa_pdm_shape_3d(pdm, params_local, shape);
-    fa_euler_to_rotation(params_global + 1, r);
+    fa_pdm_rotation_matrix(params_global + 1, r);
     float depth = camera->fx / params_global[0];
     for (int i = 0; i < n; i++) {
         /* cv::gemm on these small float matrices sums in double. */
