@@ -34,7 +34,7 @@ static void test_euler_round_trip(void) {
                     dot += (double)r[i][k] * r[j][k];
                 worst_orthonormal = fmax(worst_orthonormal, fabs(dot - (i == j)));
             }
-        fa_rotation_to_euler(r, back);
+        fa_pdm_rotation_to_euler(r, back);
         for (int i = 0; i < 3; i++)
             worst = fmax(worst, fabs((double)back[i] - angles[a][i]));
     }
@@ -45,7 +45,7 @@ static void test_euler_round_trip(void) {
     /* Axis-angle: a rotation of 0.5 rad about z is Euler (0, 0, 0.5). */
     float axis[3] = {0, 0, 0.5f}, r[3][3], euler[3];
     fa_axis_angle_to_rotation(axis, r);
-    fa_rotation_to_euler(r, euler);
+    fa_pdm_rotation_to_euler(r, euler);
     CHECK(fabs(euler[0]) < 1e-6 && fabs(euler[1]) < 1e-6 && fabs(euler[2] - 0.5) < 1e-6,
           "axis-angle z: %g %g %g", euler[0], euler[1], euler[2]);
 }
@@ -83,7 +83,7 @@ static void test_synthetic(const fa_pdm_t *pdm) {
     double pose[6];
     fa_pose_estimate(pdm, global, local, landmarks, &camera, pose);
     float expected[3];
-    fa_rotation_to_euler(r, expected);
+    fa_pdm_rotation_to_euler(r, expected);
     double dt = 0, dr = 0;
     for (int k = 0; k < 3; k++) {
         dt = fmax(dt, fabs(pose[k] - translation[k]));

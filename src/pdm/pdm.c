@@ -397,7 +397,7 @@ static void axis_angle_to_rotation(const float axis_angle[3], float rotation[3][
 
 /* Utilities::RotationMatrix2Euler: through a quaternion, in float with the double sqrt, asin and
  * atan2 (as OpenFace's build resolves them). */
-static void rotation_to_euler(const float r[3][3], float euler[3]) {
+void fa_pdm_rotation_to_euler(const float r[3][3], float euler[3]) {
     float q0 = (float)(sqrt(1 + r[0][0] + r[1][1] + r[2][2]) / 2.0f);
     float q1 = (r[2][1] - r[1][2]) / (4.0f * q0);
     float q2 = (r[0][2] - r[2][0]) / (4.0f * q0);
@@ -430,7 +430,7 @@ static void update_parameters(const float *delta, int modes, float global[6], fl
     float axis_angle[3], r[3][3], euler[3];
     rotation_to_axis_angle((const float(*)[3])r3, axis_angle);
     axis_angle_to_rotation(axis_angle, r);
-    rotation_to_euler((const float(*)[3])r, euler);
+    fa_pdm_rotation_to_euler((const float(*)[3])r, euler);
     if (isnan(euler[0]) || isnan(euler[1]) || isnan(euler[2])) euler[0] = euler[1] = euler[2] = 0;
     global[1] = euler[0];
     global[2] = euler[1];

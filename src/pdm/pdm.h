@@ -50,6 +50,9 @@ void fa_pdm_params_from_box(const fa_pdm_t *pdm, const float box[4], const float
 /* Utilities::Euler2RotationMatrix. */
 void fa_pdm_rotation_matrix(const float euler[3], float rotation[3][3]);
 
+/* Utilities::RotationMatrix2Euler: (rx, ry, rz) through a quaternion, as OpenFace computes it. */
+void fa_pdm_rotation_to_euler(const float rotation[3][3], float euler[3]);
+
 /* cv::norm(a, b) of float vectors as OpenCV computes it: double squares summed four at a time. */
 double fa_pdm_norm_difference(const float *a, const float *b, int count);
 /* PDM::ComputeJacobian (rigid = 0: 2n x (6 + m)) or ComputeRigidJacobian (rigid = 1: 2n x 6),

@@ -39,22 +39,10 @@ void fa_camera_default(int width, int height, fa_camera_t *camera) {
 }
 
 /* ---------------------------------------------------------------------------------------------
- * Rotations. OpenFace's sin, cos, sqrt, asin and atan2 on float arguments resolve to the double
- * functions in its build, hence the double calls rounded to float. */
+ * Rotations (Euler conversions are the PDM's: fa_pdm_rotation_matrix, fa_pdm_rotation_to_euler).
+ * OpenFace's sin, cos, sqrt, asin and atan2 on float arguments resolve to the double functions in
+ * its build, hence the double calls rounded to float. */
 
-
-void fa_rotation_to_euler(const float r[3][3], float euler[3]) {
-    float q0 = (float)(sqrt(1 + r[0][0] + r[1][1] + r[2][2]) / 2.0f);
-    float q1 = (r[2][1] - r[1][2]) / (4.0f * q0);
-    float q2 = (r[0][2] - r[2][0]) / (4.0f * q0);
-    float q3 = (r[1][0] - r[0][1]) / (4.0f * q0);
-    float t1 = 2.0f * (q0 * q2 + q1 * q3);
-    if (t1 > 1) t1 = 1.0f;
-    if (t1 < -1) t1 = -1.0f;
-    euler[1] = (float)asin(t1);
-    euler[0] = (float)atan2(2.0f * (q0 * q1 - q2 * q3), q0 * q0 - q1 * q1 - q2 * q2 + q3 * q3);
-    euler[2] = (float)atan2(2.0f * (q0 * q3 - q1 * q2), q0 * q0 + q1 * q1 - q2 * q2 - q3 * q3);
-}
 
 /* cvRodrigues2, vector to matrix, with its derivative when jacobian is not NULL:
  * jacobian[i * 9 + k] = d rotation[k] / d vector[i] (rotation row-major). The operation order
@@ -294,7 +282,7 @@ void fa_pose_estimate(const fa_pdm_t *pdm, const float params_global[6], const f
         pose[i] = round_to_float(param[3 + i]);
     }
     fa_axis_angle_to_rotation(rotation_vector, rotation);
-    fa_rotation_to_euler(rotation, euler);
+    fa_pdm_rotation_to_euler((const float(*)[3])rotation, euler);
     for (int i = 0; i < 3; i++)
         pose[3 + i] = euler[i];
 }

@@ -31,7 +31,6 @@ void fa_pose_landmarks_3d(const fa_pdm_t *pdm, const float params_global[6],
                           const float *params_local, const float *landmarks,
                           const fa_camera_t *camera, float *points);
 
-void fa_rotation_to_euler(const float rotation[3][3], float euler[3]);
 /* cv::Rodrigues of a float axis-angle vector (computed in double, rounded to float). */
 void fa_axis_angle_to_rotation(const float axis_angle[3], float rotation[3][3]);
 
