@@ -78,6 +78,27 @@ int main(void)
              work, models);
     CHECK(run(args) == 15 && strstr(output_text, "empty.wmv"), "empty file: %s", output_text);
 
+    /* Random bytes with a video extension: a clear error. */
+    snprintf(args, sizeof args, "head -c 200000 /dev/urandom > %s/random.mp4", work);
+    CHECK(system(args) == 0, "random file");
+    snprintf(args, sizeof args, "-f %s/random.mp4 -out_dir %s/o %s", work, work, models);
+    CHECK(run(args) == 15 && strstr(output_text, "random.mp4"), "random bytes: %s", output_text);
+
+    /* A video cut mid-stream: the frames before the cut are processed. */
+    snprintf(args, sizeof args, "head -c 150000 '%s' > %s/cut.wmv", video, work);
+    CHECK(system(args) == 0, "cut video");
+    snprintf(args, sizeof args, "-f %s/cut.wmv --landmarks-from '%s' -out_dir %s/cut -aus %s",
+             work, landmarks, work, models);
+    CHECK(run(args) == 0, "cut video: %s", output_text);
+    snprintf(path, sizeof path, "%s/cut/cut.csv", work);
+    test_csv_t cut;
+    if (test_csv_load(path, &cut) == 0) {
+        CHECK(cut.rows > 0 && cut.rows < 88, "cut video gave %d rows", cut.rows);
+        test_csv_free(&cut);
+    } else {
+        CHECK(0, "no CSV for the cut video");
+    }
+
     /* A batch goes on after a bad input and reports it. */
     snprintf(args, sizeof args,
              "-f %s/missing.wmv --landmarks-from '%s' -f '%s' --landmarks-from '%s' -out_dir %s/batch "
