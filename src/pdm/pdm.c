@@ -449,14 +449,35 @@ typedef struct fit {
     int index[MAX_POINTS];        /* visible point indices */
     float target[2 * MAX_POINTS]; /* visible x then visible y */
     float shape[3 * MAX_POINTS];  /* model-space shape of the visible points: X, Y, Z blocks */
+    float projection_shape[3 * MAX_POINTS]; /* the same, as the loop's projection forms it */
 } fit_t;
 
+/* The shape of the visible points, twice. The Jacobian's (ComputeJacobian's CalcShape3D on the
+ * subsampled PDM) always goes through sgemm: compute_shape's pattern. The loop's projection
+ * uses M + V * p_local through cv::gemm (C = M), which OpenCV hands to OpenBLAS only from 100
+ * rows; below that its own gemm forms a double sum of the float products plus C, rounded once
+ * (probed: e.g. the eye models with 6 visible points, 18 rows). */
 static void fit_shape(fit_t *fit, const float *local) {
     float full[3 * MAX_POINTS];
     compute_shape(fit->pdm, local, full, fit->fma);
     for (int b = 0; b < 3; b++)
         for (int i = 0; i < fit->count; i++)
             fit->shape[b * fit->count + i] = full[b * fit->n + fit->index[i]];
+    if (3 * fit->count >= 100) {
+        memcpy(fit->projection_shape, fit->shape, sizeof(float) * (size_t)(3 * fit->count));
+        return;
+    }
+    const fa_pdm_t *pdm = fit->pdm;
+    int m = fit->m;
+    for (int b = 0; b < 3; b++)
+        for (int i = 0; i < fit->count; i++) {
+            size_t row = (size_t)(b * fit->n + fit->index[i]);
+            const float *component = pdm->components + row * (size_t)m;
+            double sum = 0;
+            for (int j = 0; j < m; j++)
+                sum += (double)component[j] * local[j];
+            fit->projection_shape[b * fit->count + i] = (float)(sum + pdm->mean_shape[row]);
+        }
 }
 
 double fa_pdm_norm_difference(const float *a, const float *b, int count) {
@@ -482,9 +503,10 @@ static void fit_project(const fit_t *fit, const float global[6], float *projecte
     int c = fit->count;
     for (int axis = 0; axis < 2; axis++)
         for (int i = 0; i < c; i++) {
-            double s = (double)fit->shape[i] * r[axis][0];
-            s += (double)fit->shape[i + c] * r[axis][1];
-            s += (double)fit->shape[i + 2 * c] * r[axis][2];
+            const float *shape = fit->projection_shape;
+            double s = (double)shape[i] * r[axis][0];
+            s += (double)shape[i + c] * r[axis][1];
+            s += (double)shape[i + 2 * c] * r[axis][2];
             projected[axis * c + i] = (float)(s * global[0]) + global[4 + axis];
         }
 }

@@ -107,19 +107,21 @@ void fa_face_models_release(fa_face_models_t *models)
     memset(models, 0, sizeof *models);
 }
 
-/* OpenCV's invert() of a 2x2 float matrix (DECOMP_LU takes the closed form for n = 2). */
+/* cv::Matx22f::inv (Patch_experts::Response inverts a Matx, not a Mat): OpenCV's 2x2 fast
+ * inverse in the element type, so the determinant, its reciprocal and the products are all
+ * float operations (cv::invert on a Mat would use doubles). */
 static void invert_2x2(const float m[4], float inverse[4])
 {
-    double d = (double)m[0] * m[3] - (double)m[1] * m[2];
+    float d = m[0] * m[3] - m[1] * m[2];
     if (d == 0) {
         memset(inverse, 0, 4 * sizeof(float));
         return;
     }
-    d = 1.0 / d;
-    inverse[0] = (float)(m[3] * d);
-    inverse[3] = (float)(m[0] * d);
-    inverse[1] = (float)(-m[1] * d);
-    inverse[2] = (float)(-m[2] * d);
+    d = 1 / d;
+    inverse[3] = m[0] * d;
+    inverse[0] = m[3] * d;
+    inverse[1] = -m[1] * d;
+    inverse[2] = -m[2] * d;
 }
 
 /* Patch_experts::Response for one model: the reference frame of the current shape, the view
