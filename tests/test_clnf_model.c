@@ -70,6 +70,24 @@ static void check_parameters(const fa_clnf_detector_t *detector, const char *nam
           p->refine_hierarchical, p->validate_detections);
 }
 
+/* The fitter's built-in defaults (used by test_clnf_fit) must be what the model files give. */
+static void check_fit_settings(const fa_clnf_detector_t *detector, const char *name,
+                               void (*defaults)(fa_clnf_settings_t *)) {
+    fa_clnf_settings_t loaded, expected;
+    fa_clnf_detector_settings(detector, &loaded);
+    defaults(&expected);
+    int same = loaded.sigma == expected.sigma && loaded.reg_factor == expected.reg_factor &&
+               loaded.weight_factor == expected.weight_factor &&
+               loaded.iterations == expected.iterations &&
+               loaded.refine_parameters == expected.refine_parameters &&
+               loaded.scale_count == expected.scale_count;
+    for (int s = 0; same && s < loaded.scale_count; s++)
+        same = loaded.patch_scaling[s] == expected.patch_scaling[s] &&
+               loaded.windows_init[s] == expected.windows_init[s] &&
+               loaded.windows_track[s] == expected.windows_track[s];
+    CHECK(same, "%s: fitter settings from the files differ from fa_clnf_settings_*", name);
+}
+
 static void test_facts(const fa_clnf_set_t *model) {
     static const char *names[3] = {"inner", "left_eye_28", "right_eye_28"};
     static const int points[3] = {51, 28, 28}, modes[3] = {32, 10, 10};
@@ -346,6 +364,10 @@ int main(void) {
            parallel_seconds, sysconf(_SC_NPROCESSORS_ONLN));
 
     test_facts(&single);
+    check_fit_settings(&single.main, "main", fa_clnf_settings_main);
+    check_fit_settings(&single.parts[0].detector, "inner", fa_clnf_settings_inner);
+    check_fit_settings(&single.parts[1].detector, "left eye", fa_clnf_settings_eye);
+    check_fit_settings(&single.parts[2].detector, "right eye", fa_clnf_settings_eye);
     test_parameters(&single);
     if (status == FA_OK) {
         int same = same_sigmas(&single.main, &parallel.main);

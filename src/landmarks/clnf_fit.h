@@ -35,7 +35,9 @@ typedef struct fa_clnf_settings {
     int windows_track[FA_CLNF_MAX_SCALES]; /* after a success */
 } fa_clnf_settings_t;
 
-/* OpenFace's defaults for main_clnf_general's models (LANDMARKS_SPEC §3.1). */
+/* OpenFace's defaults for main_clnf_general's models (LANDMARKS_SPEC §3.1), for tests that run
+ * without the model files; the tracker takes them from the files (fa_clnf_detector_settings),
+ * and test_clnf_model checks that both agree. */
 void fa_clnf_settings_main(fa_clnf_settings_t *settings);  /* 68 points, 3 scales */
 void fa_clnf_settings_inner(fa_clnf_settings_t *settings); /* 51 points, 1 scale */
 void fa_clnf_settings_eye(fa_clnf_settings_t *settings);   /* 28 points, 2 scales */

@@ -555,3 +555,19 @@ fa_clnf_adapted_t fa_clnf_adapted_parameters(const fa_clnf_detector_t *detector,
         (float)((double)p->weight_factor + (double)(2 * p->weight_factor) * octave / log(2.0));
     return adapted;
 }
+
+void fa_clnf_detector_settings(const fa_clnf_detector_t *detector, fa_clnf_settings_t *settings) {
+    const fa_clnf_parameters_t *p = &detector->parameters;
+    memset(settings, 0, sizeof *settings);
+    settings->sigma = p->sigma;
+    settings->reg_factor = p->reg_factor;
+    settings->weight_factor = p->weight_factor;
+    settings->iterations = p->iterations;
+    settings->refine_parameters = p->refine_parameters;
+    settings->scale_count = detector->ccnf.scale_count;
+    for (int s = 0; s < detector->ccnf.scale_count && s < FA_CLNF_MAX_SCALES; s++) {
+        settings->patch_scaling[s] = detector->ccnf.scales[s].scaling;
+        settings->windows_init[s] = fa_clnf_window(detector, s, 0);
+        settings->windows_track[s] = fa_clnf_window(detector, s, 1);
+    }
+}

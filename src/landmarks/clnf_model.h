@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "landmarks/ccnf.h"
+#include "landmarks/clnf_fit.h"
 #include "pdm/pdm.h"
 
 enum {
@@ -81,5 +82,9 @@ typedef struct fa_clnf_adapted {
 } fa_clnf_adapted_t;
 
 fa_clnf_adapted_t fa_clnf_adapted_parameters(const fa_clnf_detector_t *detector, int scale);
+
+/* The fitter's settings (clnf_fit.h) of a loaded detector: the model files are the one source of
+ * the parameters; entries past the detector's scale count are 0. */
+void fa_clnf_detector_settings(const fa_clnf_detector_t *detector, fa_clnf_settings_t *settings);
 
 #endif

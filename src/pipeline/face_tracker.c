@@ -31,27 +31,6 @@ struct fa_face_tracker {
     size_t gray_float_capacity;
 };
 
-/* The fitter's settings from the loaded parameters (one source of truth: the model files). */
-static void fit_settings(const fa_clnf_detector_t *detector, fa_clnf_settings_t *settings)
-{
-    const fa_clnf_parameters_t *p = &detector->parameters;
-    memset(settings, 0, sizeof *settings);
-    settings->sigma = p->sigma;
-    settings->reg_factor = p->reg_factor;
-    settings->weight_factor = p->weight_factor;
-    settings->iterations = p->iterations;
-    settings->refine_parameters = p->refine_parameters;
-    settings->scale_count = detector->ccnf.scale_count;
-    for (int s = 0; s < FA_CLNF_MAX_SCALES; s++) {
-        settings->patch_scaling[s] = s < detector->ccnf.scale_count
-                                         ? detector->ccnf.scales[s].scaling
-                                         : detector->ccnf.scales[detector->ccnf.scale_count - 1]
-                                               .scaling;
-        settings->windows_init[s] = fa_clnf_window(detector, s, 0);
-        settings->windows_track[s] = fa_clnf_window(detector, s, 1);
-    }
-}
-
 fa_status fa_face_models_load(const char *model_dir, int threads, fa_face_models_t *models,
                               fa_error_t *error)
 {
@@ -73,14 +52,14 @@ fa_status fa_face_models_load(const char *model_dir, int threads, fa_face_models
     if (status == FA_OK) status = fa_mtcnn_load(&models->mtcnn, path, error);
     fa_clnf_settings_t settings;
     if (status == FA_OK) {
-        fit_settings(&models->set.main, &settings);
+        fa_clnf_detector_settings(&models->set.main, &settings);
         status = fa_clnf_model_init(&models->fit_main, &models->set.main.pdm, &settings, error);
     }
     fa_clnf_system_t *system = &models->system;
     system->main = &models->fit_main;
     for (int i = 0; status == FA_OK && i < models->set.part_count; i++) {
         const fa_clnf_set_part_t *part = &models->set.parts[i];
-        fit_settings(&part->detector, &settings);
+        fa_clnf_detector_settings(&part->detector, &settings);
         status = fa_clnf_model_init(&models->fit_parts[i], &part->detector.pdm, &settings, error);
         system->parts[i].model = &models->fit_parts[i];
         system->parts[i].mapping_count = part->pair_count;
