@@ -552,7 +552,7 @@ static void test_frame(const fa_ccnf_t *ccnf, fa_ccnf_workspace_t *reference,
             double start = seconds_now();
             for (int r = 0; r < repeats; r++)
                 fa_ccnf_responses(ccnf, s, window, view, image, width, height, width, landmarks, a,
-                                  b, out, workspace);
+                                  b, out, workspace, NULL);
             times[kernel] = (seconds_now() - start) / repeats;
         }
         int n = window * window, nonnegative = 1;

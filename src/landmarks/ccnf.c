@@ -486,21 +486,41 @@ void fa_ccnf_response(const fa_ccnf_expert_t *expert, int window, int sigma_inde
     }
 }
 
+typedef struct responses_job {
+    const fa_ccnf_scale_t *scale;
+    int view, window, sigma_index, side;
+    const float *image;
+    int width, height;
+    ptrdiff_t stride;
+    const float *landmarks;
+    float a, b;
+    float *responses;
+    fa_ccnf_workspace_t *workspaces;
+} responses_job_t;
+
+static void landmark_response(void *context, int i, int participant) {
+    const responses_job_t *job = context;
+    const fa_ccnf_scale_t *s = job->scale;
+    int n = s->point_count;
+    const fa_ccnf_expert_t *expert = &s->experts[job->view * n + i];
+    if (!s->visible[job->view * n + i] || expert->neuron_count == 0) return;
+    fa_ccnf_workspace_t *workspace = &job->workspaces[participant];
+    fa_ccnf_sample_area(job->image, job->width, job->height, job->stride, job->a, job->b,
+                        job->landmarks[i], job->landmarks[n + i], job->side, workspace->area);
+    fa_ccnf_response(expert, job->window, job->sigma_index, s->sigma_stride[job->sigma_index],
+                     workspace->area, job->responses + (size_t)i * (size_t)(job->window * job->window),
+                     workspace);
+}
+
 void fa_ccnf_responses(const fa_ccnf_t *ccnf, int scale, int window, int view, const float *image,
                        int width, int height, ptrdiff_t stride, const float *landmarks, float a,
-                       float b, float *responses, fa_ccnf_workspace_t *workspace) {
-    const fa_ccnf_scale_t *s = &ccnf->scales[scale];
+                       float b, float *responses, fa_ccnf_workspace_t *workspaces,
+                       fa_pool_t *pool) {
     int index = fa_ccnf_window_index(ccnf, scale, window);
     if (index < 0) return; /* a programming error: the window was not prepared */
-    int n = s->point_count, side = window + FA_CCNF_SUPPORT - 1;
-    for (int i = 0; i < n; i++) {
-        const fa_ccnf_expert_t *expert = &s->experts[view * n + i];
-        if (!s->visible[view * n + i] || expert->neuron_count == 0) continue;
-        fa_ccnf_sample_area(image, width, height, stride, a, b, landmarks[i], landmarks[n + i],
-                            side, workspace->area);
-        fa_ccnf_response(expert, window, index, s->sigma_stride[index], workspace->area,
-                         responses + (size_t)i * (size_t)(window * window), workspace);
-    }
+    responses_job_t job = {&ccnf->scales[scale], view, window, index, window + FA_CCNF_SUPPORT - 1,
+                           image, width, height, stride, landmarks, a, b, responses, workspaces};
+    fa_pool_for(pool, ccnf->scales[scale].point_count, landmark_response, &job);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include "core/error.h"
+#include "core/pool.h"
 
 enum {
     FA_CCNF_SUPPORT = 11,     /* every shipped expert is 11x11 */
@@ -129,9 +130,13 @@ void fa_ccnf_response(const fa_ccnf_expert_t *expert, int window, int sigma_inde
 
 /* All responses of one scale for one frame, as Patch_experts::Response: for each landmark i
  * visible in view, the area around (landmarks[i], landmarks[n + i]) and its W x W response at
- * responses + i * W². Invisible landmarks' maps are left untouched. window must be prepared. */
+ * responses + i * W². Invisible landmarks' maps are left untouched. window must be prepared.
+ * Landmarks are shared out over pool (may be NULL); workspaces holds one workspace per
+ * participant (fa_pool_participants). Each map is computed alone, so the result does not depend
+ * on the pool. */
 void fa_ccnf_responses(const fa_ccnf_t *ccnf, int scale, int window, int view, const float *image,
                        int width, int height, ptrdiff_t stride, const float *landmarks, float a,
-                       float b, float *responses, fa_ccnf_workspace_t *workspace);
+                       float b, float *responses, fa_ccnf_workspace_t *workspaces,
+                       fa_pool_t *pool);
 
 #endif

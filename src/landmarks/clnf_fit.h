@@ -11,6 +11,7 @@
 #define FACEAU_LANDMARKS_CLNF_FIT_H
 
 #include "core/error.h"
+#include "core/pool.h"
 #include "pdm/pdm.h"
 
 enum {
@@ -173,6 +174,9 @@ typedef struct fa_clnf_callbacks {
     void *validate_context;
     fa_clnf_detect_fn detect;
     void *detect_context;
+    /* Fits the parts at once when not NULL (they are independent, as OpenFace's parallel_for
+     * over them); the parts' providers must then be safe to call concurrently. */
+    fa_pool_t *pool;
 } fa_clnf_callbacks_t;
 
 /* Per-video state: OpenFace's CLNF members, its parts', and the fit's scratch memory. */
@@ -186,6 +190,7 @@ typedef struct fa_clnf_tracker {
     int last_detection; /* called the face detector */
     int last_restored;  /* a failed re-detection was undone */
     fa_clnf_workspace_t workspace;
+    fa_clnf_workspace_t part_workspaces[FA_CLNF_MAX_PARTS];
     fa_clnf_state_t best_main, saved_main; /* multi-view and re-detection scratch */
     fa_clnf_state_t best_parts[FA_CLNF_MAX_PARTS];
 } fa_clnf_tracker_t;

@@ -75,7 +75,7 @@ static fa_status fit_part(const fa_clnf_system_t *system, fa_clnf_tracker_t *tra
     if (*fitted) { /* the part's DetectLandmarks: no parts of its own, no validation */
         int success;
         fa_status status = fa_clnf_fit(model, model->settings.windows_init, &callbacks->parts[p],
-                                       &tracker->workspace, state, &success, error);
+                                       &tracker->part_workspaces[p], state, &success, error);
         if (status != FA_OK) return status;
         state->detection_success = success;
         state->detection_certainty = success ? 1.0f : 0.0f;
@@ -84,16 +84,36 @@ static fa_status fit_part(const fa_clnf_system_t *system, fa_clnf_tracker_t *tra
     return FA_OK;
 }
 
-/* Hierarchical refinement: the parts in order (so the eyes override the inner model on the
- * eye points), then a CalcParams re-fit of the main model, only if the parts were fitted. */
+typedef struct parts_job {
+    const fa_clnf_system_t *system;
+    fa_clnf_tracker_t *tracker;
+    const fa_clnf_callbacks_t *callbacks;
+    int fitted[FA_CLNF_MAX_PARTS];
+    fa_status status[FA_CLNF_MAX_PARTS];
+    fa_error_t errors[FA_CLNF_MAX_PARTS];
+} parts_job_t;
+
+static void fit_part_task(void *context, int p, int participant) {
+    (void)participant;
+    parts_job_t *job = context;
+    job->status[p] = fit_part(job->system, job->tracker, job->callbacks, p, &job->fitted[p],
+                              &job->errors[p]);
+}
+
+/* Hierarchical refinement: the parts (each from the main landmarks alone, so they may run at
+ * once), written back in order (so the eyes override the inner model on the eye points), then
+ * a CalcParams re-fit of the main model, only if the parts were fitted. */
 static fa_status refine_parts(const fa_clnf_system_t *system, fa_clnf_tracker_t *tracker,
                               const fa_clnf_callbacks_t *callbacks, fa_error_t *error) {
+    parts_job_t job = {.system = system, .tracker = tracker, .callbacks = callbacks};
+    fa_pool_for(callbacks->pool, system->part_count, fit_part_task, &job);
     int parts_used = 0;
     for (int p = 0; p < system->part_count; p++) {
-        int fitted;
-        fa_status status = fit_part(system, tracker, callbacks, p, &fitted, error);
-        if (status != FA_OK) return status;
-        parts_used |= fitted;
+        if (job.status[p] != FA_OK) {
+            if (error) *error = job.errors[p];
+            return job.status[p];
+        }
+        parts_used |= job.fitted[p];
     }
     if (!parts_used) return FA_OK;
     fa_clnf_state_t *state = &tracker->main;

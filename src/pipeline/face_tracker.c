@@ -14,6 +14,8 @@ enum { PATH_SIZE = 4096, MAX_BOXES = 64 };
 typedef struct provider_context {
     struct fa_face_tracker *tracker;
     const fa_clnf_detector_t *detector;
+    int shared;                     /* 1: responses over the pool (the main model); 0: alone */
+    fa_ccnf_workspace_t *workspace; /* a part's own, as parts may run at once */
     float confidence[FA_CLNF_MAX_POINTS];
 } provider_context_t;
 
@@ -23,7 +25,8 @@ struct fa_face_tracker {
     fa_clnf_callbacks_t callbacks;
     provider_context_t providers[1 + FA_CLNF_MAX_PARTS];
     fa_mtcnn_workspace_t mtcnn_workspace;
-    fa_ccnf_workspace_t ccnf_workspace;
+    fa_pool_t *pool;                     /* shares out patch responses; may be NULL */
+    fa_ccnf_workspace_t *ccnf_workspaces; /* one per pool participant */
     fa_validator_workspace_t validator_workspace;
     const fa_image_t *frame; /* BGR, for the detector */
     fa_image_t gray;         /* 8-bit, for the validator */
@@ -127,7 +130,9 @@ static fa_status respond(void *context, int scale, int window, const float param
     const fa_image_t *gray = &tracker->gray;
     fa_ccnf_responses(ccnf, scale, window, view, tracker->gray_float, gray->width, gray->height,
                       gray->width, shape, responses->ref_to_img[0], -responses->ref_to_img[1],
-                      responses->maps, &tracker->ccnf_workspace);
+                      responses->maps,
+                      provider->shared ? tracker->ccnf_workspaces : provider->workspace,
+                      provider->shared ? tracker->pool : NULL);
     const fa_ccnf_scale_t *patches = &ccnf->scales[scale];
     responses->view = view;
     responses->visible = patches->visible + (size_t)view * (size_t)n;
@@ -168,31 +173,44 @@ static fa_status detect(void *context, float box[4], int *found, fa_error_t *err
     return FA_OK;
 }
 
-fa_status fa_face_tracker_create(const fa_face_models_t *models, fa_face_tracker_t **out,
-                                 fa_error_t *error)
+fa_status fa_face_tracker_create(const fa_face_models_t *models, fa_pool_t *pool,
+                                 fa_face_tracker_t **out, fa_error_t *error)
 {
     *out = NULL;
     fa_face_tracker_t *tracker = calloc(1, sizeof *tracker);
     if (!tracker) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
     tracker->models = models;
-    fa_status status = fa_clnf_tracker_create(&tracker->clnf, error);
+    tracker->pool = pool;
+    int participants = fa_pool_participants(pool);
+    /* One per pool participant for the main model, then one per part. */
+    tracker->ccnf_workspaces = aligned_alloc(
+        32, sizeof(fa_ccnf_workspace_t) * (size_t)(participants + FA_CLNF_MAX_PARTS));
+    fa_status status = tracker->ccnf_workspaces
+                           ? fa_clnf_tracker_create(&tracker->clnf, error)
+                           : fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
     if (status != FA_OK) {
+        free(tracker->ccnf_workspaces);
         free(tracker);
         return status;
     }
-    fa_ccnf_workspace_init(&tracker->ccnf_workspace, FA_CCNF_KERNEL_AUTO);
+    for (int i = 0; i < participants + FA_CLNF_MAX_PARTS; i++)
+        fa_ccnf_workspace_init(&tracker->ccnf_workspaces[i], FA_CCNF_KERNEL_AUTO);
     fa_clnf_callbacks_t *callbacks = &tracker->callbacks;
-    tracker->providers[0] = (provider_context_t){.tracker = tracker, .detector = &models->set.main};
+    tracker->providers[0] =
+        (provider_context_t){.tracker = tracker, .detector = &models->set.main, .shared = 1};
     callbacks->main = (fa_clnf_provider_t){respond, &tracker->providers[0]};
     for (int i = 0; i < models->system.part_count; i++) {
-        tracker->providers[1 + i] =
-            (provider_context_t){.tracker = tracker, .detector = &models->set.parts[i].detector};
+        tracker->providers[1 + i] = (provider_context_t){
+            .tracker = tracker,
+            .detector = &models->set.parts[i].detector,
+            .workspace = &tracker->ccnf_workspaces[participants + i]};
         callbacks->parts[i] = (fa_clnf_provider_t){respond, &tracker->providers[1 + i]};
     }
     callbacks->validate = validate;
     callbacks->validate_context = tracker;
     callbacks->detect = detect;
     callbacks->detect_context = tracker;
+    callbacks->pool = pool;
     *out = tracker;
     return FA_OK;
 }
@@ -204,6 +222,7 @@ void fa_face_tracker_destroy(fa_face_tracker_t *tracker)
     fa_mtcnn_workspace_release(&tracker->mtcnn_workspace);
     fa_image_release(&tracker->gray);
     free(tracker->gray_float);
+    free(tracker->ccnf_workspaces);
     free(tracker);
 }
 

@@ -6,6 +6,7 @@
 #define FACEAU_PIPELINE_FACE_TRACKER_H
 
 #include "core/error.h"
+#include "core/pool.h"
 #include "detect/mtcnn.h"
 #include "landmarks/clnf_fit.h"
 #include "landmarks/clnf_model.h"
@@ -41,8 +42,9 @@ typedef struct fa_tracked_face {
 
 typedef struct fa_face_tracker fa_face_tracker_t;
 
-fa_status fa_face_tracker_create(const fa_face_models_t *models, fa_face_tracker_t **tracker,
-                                 fa_error_t *error);
+/* pool (may be NULL) shares out the patch responses; it must outlive the tracker. */
+fa_status fa_face_tracker_create(const fa_face_models_t *models, fa_pool_t *pool,
+                                 fa_face_tracker_t **tracker, fa_error_t *error);
 void fa_face_tracker_destroy(fa_face_tracker_t *tracker);
 
 /* Tracks the face in the next frame (BGR). Frames may change size (buffers then grow). */
