@@ -1,7 +1,8 @@
 /* Per-stage benchmark: for each sample video (OpenFace's landmarks as input), the median time
  * per frame of every stage, its share, end-to-end frames/s, model-load time and peak memory.
- * Usage: bench_stages [--track] [VIDEO [LANDMARKS.csv]] (default: the two sample videos in
- * ../shared with OpenFace's landmarks; --track: faceau's own detector and tracker). */
+ * Usage: bench_stages [--track] [--loop N] [VIDEO [LANDMARKS.csv]] (default: the two sample
+ * videos in ../shared with OpenFace's landmarks; --track: faceau's own detector and tracker;
+ * --loop N: default.wmv repeated up to N times in one session, resident memory at the end). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -121,6 +122,117 @@ static int bench_video(const fa_models_t *models, const char *video, const char 
     return system(command) != 0;
 }
 
+/* End to end through fa_session_run (the library's threaded pipeline), all CSV outputs and the
+ * .hog file: frames read by a callback that decodes (and, with loops > 1, starts the video
+ * again), results written in order. Memory is sampled every `loops` pass. */
+typedef struct run_input {
+    const char *video;
+    fa_source_t *source;
+    fa_landmark_file_t *landmarks;
+    const char *landmarks_path;
+    int loops, loop, frame_in_loop;
+    long frames;
+    fa_output_t *output;
+} run_input_t;
+
+static long resident_kb(void)
+{
+    FILE *file = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (file) {
+        if (fscanf(file, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        fclose(file);
+    }
+    return resident * 4;
+}
+
+static fa_status run_read(void *context, fa_frame_input_t *input, fa_error_t *error)
+{
+    run_input_t *run = context;
+    for (;;) {
+        const fa_image_t *frame;
+        fa_status status = fa_source_read(run->source, &frame, &input->timestamp, error);
+        if (status == FA_ERROR_END && ++run->loop < run->loops) {
+            fa_source_close(run->source);
+            run->source = NULL;
+            run->frame_in_loop = 0;
+            status = fa_source_open(run->video, FA_SOURCE_VIDEO, &run->source, error);
+            if (status == FA_OK) continue;
+        }
+        if (status != FA_OK) return status;
+        status = fa_image_copy(&input->image, frame, error);
+        if (status == FA_OK && run->landmarks) {
+            input->has_landmarks = 1;
+            status = fa_landmark_file_get(run->landmarks, ++run->frame_in_loop, &input->landmarks,
+                                          error);
+        }
+        return status;
+    }
+}
+
+static fa_status run_done(void *context, const fa_image_t *frame, const fa_frame_result_t *result,
+                          fa_error_t *error)
+{
+    (void)frame;
+    run_input_t *run = context;
+    run->frames++;
+    return fa_output_write_frame(run->output, result, NULL, error);
+}
+
+/* Runs the video `loops` times in one session with `threads` threads; returns frames/s (0 on
+ * failure) and, through resident_mb, the resident memory at the end. */
+static double run_video(const fa_models_t *models, const char *video, const char *landmarks_path,
+                        int threads, int loops, double *resident_mb)
+{
+    fa_settings_t settings;
+    fa_default_settings(&settings);
+    settings.n_threads = threads;
+    fa_error_t error = {0};
+    run_input_t run = {.video = video, .loops = loops};
+    fa_session_t *session = NULL;
+    char out_dir[] = "/tmp/faceau_bench_XXXXXX";
+    double frames_per_second = 0, start = now();
+    if (!mkdtemp(out_dir)) return 0;
+    if (fa_source_open(video, FA_SOURCE_VIDEO, &run.source, &error) == FA_OK &&
+        (!landmarks_path ||
+         fa_landmark_file_open(landmarks_path, &run.landmarks, &error) == FA_OK) &&
+        fa_session_create(models, &settings, &session, &error) == FA_OK &&
+        fa_output_open(out_dir, "bench", FA_OUTPUT_LANDMARKS_2D | FA_OUTPUT_PDM_PARAMS |
+                                             FA_OUTPUT_AUS | FA_OUTPUT_HOG | FA_OUTPUT_POSE |
+                                             FA_OUTPUT_LANDMARKS_3D,
+                       models, &run.output, &error) == FA_OK &&
+        fa_session_run(session, run_read, &run, run_done, &run, &error) == FA_OK) {
+        fa_au_series_t series;
+        if (fa_session_postprocess(session, &series, &error) == FA_OK &&
+            fa_output_finish(run.output, &series, &error) == FA_OK)
+            frames_per_second = (double)run.frames / (now() - start);
+    }
+    if (error.status != FA_OK) fprintf(stderr, "bench: %s\n", error.message);
+    *resident_mb = resident_kb() / 1024.0;
+    fa_output_close(run.output);
+    fa_session_destroy(session);
+    fa_landmark_file_close(run.landmarks);
+    fa_source_close(run.source);
+    char command[256];
+    snprintf(command, sizeof command, "rm -rf %s", out_dir);
+    if (system(command) != 0) fprintf(stderr, "bench: cannot remove %s\n", out_dir);
+    return frames_per_second;
+}
+
+/* End-to-end frames/s, median of `repeats` runs, for 1 thread and all cores. */
+static void bench_end_to_end(const fa_models_t *models, const char *video,
+                             const char *landmarks_path, int repeats)
+{
+    int thread_counts[2] = {1, 0};
+    for (int t = 0; t < 2; t++) {
+        double samples[16], resident = 0;
+        for (int r = 0; r < repeats; r++)
+            samples[r] = run_video(models, video, landmarks_path, thread_counts[t], 1, &resident);
+        printf("end to end (fa_session_run), %s: %.1f frames/s (median of %d runs)\n",
+               thread_counts[t] ? "1 thread" : "all cores", median(samples, repeats), repeats);
+    }
+}
+
 /* Micro-benchmark of the FHOG kernel alone (the AU engine's largest part). */
 static void bench_fhog(void)
 {
@@ -145,6 +257,9 @@ int main(int argc, char **argv)
 {
     int track = argc > 1 && strcmp(argv[1], "--track") == 0;
     argc -= track, argv += track;
+    /* --loop N: memory over a long input (the video N times in one session). */
+    int loops = argc > 2 && strcmp(argv[1], "--loop") == 0 ? atoi(argv[2]) : 0;
+    if (loops) argc -= 2, argv += 2;
     const char *models_dir = getenv("FACEAU_MODELS");
     static char default_models[4096];
     if (!models_dir) {
@@ -164,8 +279,21 @@ int main(int argc, char **argv)
     printf("model load: %.1f ms\n", 1e3 * (now() - t0));
     bench_fhog();
     int failed = 0;
-    if (argc >= 2) {
+    if (loops > 0) {
+        char video[4096], landmarks[4096];
+        snprintf(video, sizeof video, "%s/data/videos/default.wmv", FACEAU_SHARED_DIR);
+        snprintf(landmarks, sizeof landmarks,
+                 "%s/data/reference/openface-2.2-clnf/default/default.csv", FACEAU_SHARED_DIR);
+        for (int n = 1; n <= loops; n *= 4) {
+            double resident = 0, fps = run_video(models, video, track ? NULL : landmarks, 0, n,
+                                                 &resident);
+            printf("%6d frames in one session: %.1f frames/s, resident at the end %.1f MB\n",
+                   288 * n, fps, resident);
+            failed |= fps == 0;
+        }
+    } else if (argc >= 2) {
         failed |= bench_video(models, argv[1], track ? NULL : argc > 2 ? argv[2] : NULL);
+        bench_end_to_end(models, argv[1], track ? NULL : argc > 2 ? argv[2] : NULL, 5);
     } else {
         const char *names[] = {"default", "changeLighting"};
         for (int i = 0; i < 2; i++) {
@@ -175,6 +303,7 @@ int main(int argc, char **argv)
                      "%s/data/reference/openface-2.2-clnf/%s/%s.csv", FACEAU_SHARED_DIR,
                      names[i], names[i]);
             failed |= bench_video(models, video, track ? NULL : landmarks);
+            bench_end_to_end(models, video, track ? NULL : landmarks, 5);
         }
     }
     struct rusage usage;

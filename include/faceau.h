@@ -60,6 +60,9 @@ typedef struct fa_image {
 fa_status fa_image_allocate(fa_image_t *image, int width, int height, int channels,
                             fa_error_t *error);
 void fa_image_release(fa_image_t *image);
+/* Copies source into destination, reallocating destination only when its size or channels
+ * differ (destination must be zeroed or allocated). */
+fa_status fa_image_copy(fa_image_t *destination, const fa_image_t *source, fa_error_t *error);
 
 /* ---------------------------------------------------------------------------------------------
  * Settings */
@@ -167,6 +170,35 @@ fa_status fa_session_postprocess(fa_session_t *session, fa_au_series_t *series, 
 fa_status fa_session_aligned_output(fa_session_t *session, const fa_image_t *frame,
                                     const fa_frame_result_t *result, const fa_image_t **aligned,
                                     fa_error_t *error);
+
+/* ---------------------------------------------------------------------------------------------
+ * Running a whole video on the session's threads (settings.n_threads): frames are read ahead
+ * on one thread, the tracker (order-dependent, its patch responses shared out over the other
+ * threads) works on frame n+1 while frame n's features, AUs and pose are computed, and results
+ * come back in frame order. Outputs are identical to calling fa_session_process frame by frame;
+ * with one thread that is what it does. */
+
+/* One input frame; the reader fills it and may keep its image between calls (reallocate with
+ * fa_image_copy or fa_image_allocate only when the size changes). */
+typedef struct fa_frame_input {
+    fa_image_t image; /* BGR */
+    double timestamp;
+    int has_landmarks; /* 0: the built-in tracker finds the face */
+    fa_landmarks_t landmarks;
+} fa_frame_input_t;
+
+/* Fills the next frame; returns FA_OK, FA_ERROR_END after the last frame, or an error. Called
+ * from one thread at a time, in frame order. */
+typedef fa_status (*fa_read_frame_fn)(void *context, fa_frame_input_t *input, fa_error_t *error);
+
+/* Takes one frame's result, in frame order, on the thread that called fa_session_run; the frame
+ * and the result's buffers are valid during the call, and fa_session_aligned_output may be
+ * called from it. A status other than FA_OK stops the run, which returns it. */
+typedef fa_status (*fa_frame_done_fn)(void *context, const fa_image_t *frame,
+                                      const fa_frame_result_t *result, fa_error_t *error);
+
+fa_status fa_session_run(fa_session_t *session, fa_read_frame_fn read, void *read_context,
+                         fa_frame_done_fn done, void *done_context, fa_error_t *error);
 
 /* ---------------------------------------------------------------------------------------------
  * Frame sources: a video file (FFmpeg, frames converted to BGR as OpenCV does), one image, or a

@@ -28,7 +28,7 @@ typedef struct options {
     const char *models_dir;
     unsigned flags;
     int quiet;
-    int threads; /* inputs processed at once; 0 = one per core */
+    int threads; /* threads in all; 0 = one per core */
     fa_settings_t settings;
 } options_t;
 
@@ -64,7 +64,8 @@ static void usage(FILE *out)
           "                        input given before it\n"
           "  --list FILE           inputs from a file: one video per line, optionally followed\n"
           "                        by a tab and its landmark CSV\n"
-          "  --threads N           inputs processed at once (default 0: one per core)\n"
+          "  --threads N           threads (default 0: one per core); several inputs are\n"
+          "                        processed at once, one input uses them in its pipeline\n"
           "  --models DIR          OpenFace's model folder (holding AU_predictors/ and model/);\n"
           "                        default: $FACEAU_MODELS\n"
           "  -q                    no progress line\n",
@@ -292,38 +293,58 @@ static double seconds_now(void)
     return (double)now.tv_sec + 1e-9 * (double)now.tv_nsec;
 }
 
+typedef struct frame_loop {
+    run_t *run;
+    const options_t *options;
+    const char *name;
+    long frames_read, frames_done;
+    int progress;
+    double start;
+} frame_loop_t;
+
+static fa_status read_frame(void *context, fa_frame_input_t *input, fa_error_t *error)
+{
+    frame_loop_t *loop = context;
+    const fa_image_t *frame;
+    fa_status status = fa_source_read(loop->run->source, &frame, &input->timestamp, error);
+    if (status == FA_OK) status = fa_image_copy(&input->image, frame, error);
+    if (status == FA_OK && loop->run->landmarks) {
+        status = fa_landmark_file_get(loop->run->landmarks, (int)(loop->frames_read + 1),
+                                      &input->landmarks, error);
+        input->has_landmarks = 1;
+    }
+    if (status == FA_OK) loop->frames_read++;
+    return status;
+}
+
+static fa_status frame_done(void *context, const fa_image_t *frame, const fa_frame_result_t *result,
+                            fa_error_t *error)
+{
+    frame_loop_t *loop = context;
+    const fa_image_t *aligned = NULL;
+    fa_status status = FA_OK;
+    if (loop->options->flags & FA_OUTPUT_ALIGNED)
+        status = fa_session_aligned_output(loop->run->session, frame, result, &aligned, error);
+    if (status == FA_OK) status = fa_output_write_frame(loop->run->output, result, aligned, error);
+    if (status != FA_OK) return status;
+    long frames = ++loop->frames_done;
+    if (loop->progress && frames % 10 == 0)
+        fprintf(stderr, "\r%s: %ld frames, %.0f frames/s ", loop->name, frames,
+                (double)frames / (seconds_now() - loop->start));
+    if (interrupted)
+        return fail(error, FA_ERROR_INPUT, "%s: interrupted after frame %ld", loop->name, frames);
+    return FA_OK;
+}
+
 static fa_status process_frames(run_t *run, const options_t *options, const char *name,
                                 long *frames, fa_error_t *error)
 {
-    int progress = !options->quiet && options->threads == 1 && isatty(STDERR_FILENO);
-    double start = seconds_now();
-    for (;;) {
-        const fa_image_t *frame;
-        double timestamp;
-        fa_status status = fa_source_read(run->source, &frame, &timestamp, error);
-        if (status == FA_ERROR_END) break;
-        if (status != FA_OK) return status;
-        fa_landmarks_t landmarks;
-        if (run->landmarks)
-            status = fa_landmark_file_get(run->landmarks, (int)(*frames + 1), &landmarks, error);
-        fa_frame_result_t result;
-        if (status == FA_OK)
-            status = fa_session_process(run->session, frame, timestamp,
-                                        run->landmarks ? &landmarks : NULL, &result, error);
-        const fa_image_t *aligned = NULL;
-        if (status == FA_OK && (options->flags & FA_OUTPUT_ALIGNED))
-            status = fa_session_aligned_output(run->session, frame, &result, &aligned, error);
-        if (status == FA_OK) status = fa_output_write_frame(run->output, &result, aligned, error);
-        if (status != FA_OK) return status;
-        ++*frames;
-        if (progress && *frames % 10 == 0)
-            fprintf(stderr, "\r%s: %ld frames, %.0f frames/s ", name, *frames,
-                    (double)*frames / (seconds_now() - start));
-        if (interrupted)
-            return fail(error, FA_ERROR_INPUT, "%s: interrupted after frame %ld", name, *frames);
-    }
-    if (progress) fputc('\n', stderr);
-    return FA_OK;
+    frame_loop_t loop = {.run = run, .options = options, .name = name, .start = seconds_now()};
+    loop.progress = !options->quiet && options->input_count == 1 && isatty(STDERR_FILENO);
+    fa_status status = fa_session_run(run->session, read_frame, &loop, frame_done, &loop, error);
+    *frames = loop.frames_done;
+    if (loop.progress) fputc('\n', stderr);
+    return status;
 }
 
 static fa_status process_input(const input_t *input, const options_t *options,
@@ -384,9 +405,11 @@ static void *batch_worker(void *argument)
 static int run_batch(options_t *options, const fa_models_t *models, int *failures)
 {
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
-    int workers = options->threads ? options->threads : (cores > 0 ? (int)cores : 1);
-    if (workers > options->input_count) workers = options->input_count;
+    int total = options->threads ? options->threads : (cores > 0 ? (int)cores : 1);
+    int workers = total < options->input_count ? total : options->input_count;
     options->threads = workers;
+    /* Threads beyond one per input go to each input's own pipeline. */
+    options->settings.n_threads = total / workers > 1 ? total / workers : 1;
     batch_t batch = {.options = options, .models = models};
     batch.statuses = malloc(sizeof *batch.statuses * (size_t)options->input_count);
     pthread_t *threads = calloc((size_t)workers, sizeof *threads);

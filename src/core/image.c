@@ -23,6 +23,24 @@ fa_status fa_image_allocate(fa_image_t *image, int width, int height, int channe
     return FA_OK;
 }
 
+fa_status fa_image_copy(fa_image_t *destination, const fa_image_t *source, fa_error_t *error)
+{
+    if (!source || !source->data)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "no image to copy");
+    if (destination->width != source->width || destination->height != source->height ||
+        destination->channels != source->channels || !destination->data) {
+        fa_image_release(destination);
+        fa_status status = fa_image_allocate(destination, source->width, source->height,
+                                             source->channels, error);
+        if (status != FA_OK) return status;
+    }
+    size_t row = (size_t)source->width * (size_t)source->channels;
+    for (int y = 0; y < source->height; y++)
+        memcpy(destination->data + (ptrdiff_t)y * destination->stride,
+               source->data + (ptrdiff_t)y * source->stride, row);
+    return FA_OK;
+}
+
 void fa_image_release(fa_image_t *image)
 {
     if (!image) return;

@@ -1,5 +1,6 @@
 /* Models and sessions: the AU engine of one face in one video, as OpenFace's
  * FaceAnalyser::AddNextFrame runs it (PIPELINE_SPEC §0 step 4). */
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -9,6 +10,7 @@
 #include "core/error.h"
 #include "core/file.h"
 #include "core/image.h"
+#include "core/pool.h"
 #include "features/fhog.h"
 #include "features/geometry.h"
 #include "pdm/pdm.h"
@@ -31,6 +33,8 @@ struct fa_session {
     fa_settings_t settings;
     fa_au_state_t *au;
     fa_face_tracker_t *tracker; /* NULL without face models */
+    int threads;                /* resolved n_threads */
+    fa_pool_t *pool;            /* the tracker's helpers; NULL with one thread */
     int face_found;             /* the AU stage's success of the last frame */
     float aligned_params[6];    /* CalcParams' global parameters of the last frame */
     int frame_count;
@@ -170,8 +174,11 @@ fa_status fa_session_create(const fa_models_t *models, const fa_settings_t *sett
         status = fa_image_allocate(&session->output_gray, FA_ALIGNED_SIZE, FA_ALIGNED_SIZE, 1,
                                    error);
     if (status == FA_OK) status = fa_au_state_create(models->au, s->online, &session->au, error);
+    session->threads = s->n_threads > 0 ? s->n_threads : fa_cpu_count();
+    if (status == FA_OK && models->faces && session->threads > 1)
+        status = fa_pool_create(session->threads - 1, &session->pool, error);
     if (status == FA_OK && models->faces)
-        status = fa_face_tracker_create(models->faces, &session->tracker, error);
+        status = fa_face_tracker_create(models->faces, session->pool, &session->tracker, error);
     if (status != FA_OK) {
         fa_session_destroy(session);
         return status;
@@ -185,27 +192,31 @@ void fa_session_destroy(fa_session_t *session)
     if (!session) return;
     fa_au_state_free(session->au);
     fa_face_tracker_destroy(session->tracker);
+    fa_pool_destroy(session->pool);
     fa_image_release(&session->au_face);
     fa_image_release(&session->output_face);
     fa_image_release(&session->output_gray);
     free(session);
 }
 
-fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, double timestamp,
-                             const fa_landmarks_t *landmarks, fa_frame_result_t *result,
-                             fa_error_t *error)
+/* What the tracking half of a frame hands to the feature half. */
+typedef struct tracked_frame {
+    int face_found;      /* the AU stage's success (the model's, not the CSV's) */
+    int landmarks_given; /* p_* then come from CalcParams */
+    double seconds;      /* tracking time */
+} tracked_frame_t;
+
+/* The order-dependent first half: the tracker (or the given landmarks). Touches only the
+ * tracker's state, so it may run for frame n+1 while frame n is in session_features. */
+static fa_status session_track(fa_session_t *session, const fa_image_t *frame, double timestamp,
+                               const fa_landmarks_t *landmarks, fa_frame_result_t *result,
+                               tracked_frame_t *tracked, fa_error_t *error)
 {
-    if (!session || !frame || !result || !frame->data || frame->channels != 3)
-        return fa_error_set(error, FA_ERROR_ARGUMENT, "process needs a session and a BGR frame");
-    const fa_models_t *models = session->models;
     memset(result, 0, sizeof *result);
+    memset(tracked, 0, sizeof *tracked);
     result->frame_number = ++session->frame_count;
     result->timestamp = timestamp;
-    /* The AU stage is given the model's success, which differs from the CSV's on an initial
-     * detection that fails validation (LANDMARKS_SPEC §5.4). */
-    int face_found = 0;
-    float params_global[6] = {0}, params_local[FA_NUM_PDM_MODES] = {0};
-    double tracking_start = seconds_now();
+    double start = seconds_now();
     if (!landmarks) {
         if (!session->tracker)
             return fa_error_set(error, FA_ERROR_ARGUMENT,
@@ -216,18 +227,34 @@ fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, dou
         result->success = face.success;
         result->confidence = face.confidence;
         result->detector_ran = face.detector_ran;
-        face_found = face.model_success;
+        /* The AU stage is given the model's success, which differs from the CSV's on an initial
+         * detection that fails validation (LANDMARKS_SPEC §5.4). */
+        tracked->face_found = face.model_success;
         memcpy(result->landmarks, face.landmarks, sizeof result->landmarks);
         memcpy(result->params_global, face.params_global, sizeof result->params_global);
         memcpy(result->params_local, face.params_local, sizeof result->params_local);
     } else {
-        result->success = face_found = landmarks->success;
+        result->success = tracked->face_found = landmarks->success;
         result->confidence = landmarks->confidence;
+        tracked->landmarks_given = 1;
         memcpy(result->landmarks, landmarks->x, sizeof landmarks->x);
         memcpy(result->landmarks + FA_NUM_LANDMARKS, landmarks->y, sizeof landmarks->y);
     }
+    tracked->seconds = seconds_now() - start;
+    return FA_OK;
+}
+
+/* The second half, in frame order: CalcParams, aligned face, FHOG, geometry, AUs (running
+ * medians), pose. Touches only the AU state and the session's feature buffers. */
+static fa_status session_features(fa_session_t *session, const fa_image_t *frame,
+                                  const tracked_frame_t *tracked, fa_frame_result_t *result,
+                                  fa_error_t *error)
+{
+    const fa_models_t *models = session->models;
+    int face_found = tracked->face_found;
+    float params_global[6] = {0}, params_local[FA_NUM_PDM_MODES] = {0};
     double *seconds = session->stage_seconds, t0 = seconds_now(), t1 = t0, t2 = t0;
-    seconds[FA_STAGE_TRACKING] = t0 - tracking_start;
+    seconds[FA_STAGE_TRACKING] = tracked->seconds;
     if (face_found) {
         fa_pdm_calc_params(&models->pdm, result->landmarks, params_global, params_local);
         t1 = seconds_now();
@@ -256,7 +283,7 @@ fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, dou
     seconds[FA_STAGE_AU] = t5 - t4;
     session->face_found = face_found;
     memcpy(session->aligned_params, params_global, sizeof params_global);
-    if (landmarks) { /* the CSV's p_* are the tracker's; with given landmarks, CalcParams' */
+    if (tracked->landmarks_given) { /* the CSV's p_* are the tracker's; here CalcParams' */
         memcpy(result->params_global, params_global, sizeof params_global);
         memcpy(result->params_local, params_local, sizeof params_local);
     }
@@ -272,6 +299,27 @@ fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, dou
     result->hog = session->hog;
     result->geometry = session->geometry;
     result->aligned = session->au_face;
+    return status;
+}
+
+static fa_status check_frame(const fa_image_t *frame, fa_error_t *error)
+{
+    if (!frame || !frame->data || frame->channels != 3 || frame->width <= 0 || frame->height <= 0)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "frames must be BGR images");
+    return FA_OK;
+}
+
+fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, double timestamp,
+                             const fa_landmarks_t *landmarks, fa_frame_result_t *result,
+                             fa_error_t *error)
+{
+    if (!session || !result)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "process needs a session and a result");
+    fa_status status = check_frame(frame, error);
+    tracked_frame_t tracked;
+    if (status == FA_OK)
+        status = session_track(session, frame, timestamp, landmarks, result, &tracked, error);
+    if (status == FA_OK) status = session_features(session, frame, &tracked, result, error);
     return status;
 }
 
@@ -309,4 +357,149 @@ fa_status fa_session_postprocess(fa_session_t *session, fa_au_series_t *series, 
     series->presence_count = fa_models_au_count(session->models, FA_AU_PRESENCE);
     return fa_au_state_postprocess(session->au, &series->frame_count, &series->intensity,
                                    &series->presence, error);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * fa_session_run: a ring of frames passed from a reader thread to a tracking thread to the
+ * caller's thread (features, AUs, the done callback). */
+
+enum { RING_SLOTS = 4 };
+
+typedef enum slot_state { SLOT_FREE, SLOT_READ, SLOT_TRACKED } slot_state_t;
+
+typedef struct slot {
+    slot_state_t state;
+    fa_status status; /* of reading, then of tracking; FA_ERROR_END after the last frame */
+    fa_error_t error;
+    fa_frame_input_t input;
+    fa_frame_result_t result;
+    tracked_frame_t tracked;
+} slot_t;
+
+typedef struct ring {
+    fa_session_t *session;
+    fa_read_frame_fn read;
+    void *read_context;
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    int stopping;
+    slot_t slots[RING_SLOTS];
+} ring_t;
+
+/* Waits until slot is in state (returns 1) or the run is stopping (returns 0). */
+static int wait_for(ring_t *ring, slot_t *slot, slot_state_t state)
+{
+    pthread_mutex_lock(&ring->lock);
+    while (slot->state != state && !ring->stopping) pthread_cond_wait(&ring->changed, &ring->lock);
+    int ready = slot->state == state;
+    pthread_mutex_unlock(&ring->lock);
+    return ready;
+}
+
+static void hand_on(ring_t *ring, slot_t *slot, slot_state_t state)
+{
+    pthread_mutex_lock(&ring->lock);
+    slot->state = state;
+    pthread_cond_broadcast(&ring->changed);
+    pthread_mutex_unlock(&ring->lock);
+}
+
+static void *reader_main(void *argument)
+{
+    ring_t *ring = argument;
+    for (long n = 0;; n++) {
+        slot_t *slot = &ring->slots[n % RING_SLOTS];
+        if (!wait_for(ring, slot, SLOT_FREE)) break;
+        slot->input.has_landmarks = 0;
+        fa_status status = ring->read(ring->read_context, &slot->input, &slot->error);
+        if (status == FA_OK) status = check_frame(&slot->input.image, &slot->error);
+        slot->status = status;
+        hand_on(ring, slot, SLOT_READ); /* the slot is the tracker's from here */
+        if (status != FA_OK) break;
+    }
+    return NULL;
+}
+
+static void *tracker_main(void *argument)
+{
+    ring_t *ring = argument;
+    for (long n = 0;; n++) {
+        slot_t *slot = &ring->slots[n % RING_SLOTS];
+        if (!wait_for(ring, slot, SLOT_READ)) break;
+        if (slot->status == FA_OK)
+            slot->status = session_track(ring->session, &slot->input.image,
+                                         slot->input.timestamp,
+                                         slot->input.has_landmarks ? &slot->input.landmarks : NULL,
+                                         &slot->result, &slot->tracked, &slot->error);
+        int last = slot->status != FA_OK;
+        hand_on(ring, slot, SLOT_TRACKED); /* the slot is the caller's from here */
+        if (last) break;
+    }
+    return NULL;
+}
+
+static fa_status run_in_order(fa_session_t *session, fa_read_frame_fn read, void *read_context,
+                              fa_frame_done_fn done, void *done_context, fa_error_t *error)
+{
+    fa_frame_input_t input = {0};
+    fa_status status = FA_OK;
+    while (status == FA_OK) {
+        input.has_landmarks = 0;
+        status = read(read_context, &input, error);
+        if (status != FA_OK) break;
+        fa_frame_result_t result;
+        status = fa_session_process(session, &input.image, input.timestamp,
+                                    input.has_landmarks ? &input.landmarks : NULL, &result, error);
+        if (status == FA_OK) status = done(done_context, &input.image, &result, error);
+    }
+    fa_image_release(&input.image);
+    return status == FA_ERROR_END ? FA_OK : status;
+}
+
+fa_status fa_session_run(fa_session_t *session, fa_read_frame_fn read, void *read_context,
+                         fa_frame_done_fn done, void *done_context, fa_error_t *error)
+{
+    if (!session || !read || !done)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "run needs a session and two callbacks");
+    if (session->threads <= 1)
+        return run_in_order(session, read, read_context, done, done_context, error);
+    ring_t *ring = calloc(1, sizeof *ring);
+    if (!ring) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    *ring = (ring_t){.session = session, .read = read, .read_context = read_context};
+    pthread_t reader, tracker;
+    int have_reader = 0, have_tracker = 0;
+    fa_status status = FA_OK;
+    if (pthread_mutex_init(&ring->lock, NULL) != 0 || pthread_cond_init(&ring->changed, NULL) != 0)
+        status = fa_error_set(error, FA_ERROR_NO_MEMORY, "cannot create a lock");
+    if (status == FA_OK) have_reader = pthread_create(&reader, NULL, reader_main, ring) == 0;
+    if (status == FA_OK && have_reader)
+        have_tracker = pthread_create(&tracker, NULL, tracker_main, ring) == 0;
+    if (status == FA_OK && !(have_reader && have_tracker))
+        status = fa_error_set(error, FA_ERROR_NO_MEMORY, "cannot start the run's threads");
+    for (long n = 0; status == FA_OK; n++) {
+        slot_t *slot = &ring->slots[n % RING_SLOTS];
+        if (!wait_for(ring, slot, SLOT_TRACKED)) break;
+        status = slot->status;
+        if (status == FA_OK)
+            status = session_features(session, &slot->input.image, &slot->tracked, &slot->result,
+                                      &slot->error);
+        if (status == FA_OK)
+            status = done(done_context, &slot->input.image, &slot->result, &slot->error);
+        if (status != FA_OK) {
+            if (error) *error = slot->error;
+            break;
+        }
+        hand_on(ring, slot, SLOT_FREE);
+    }
+    pthread_mutex_lock(&ring->lock);
+    ring->stopping = 1;
+    pthread_cond_broadcast(&ring->changed);
+    pthread_mutex_unlock(&ring->lock);
+    if (have_reader) pthread_join(reader, NULL);
+    if (have_tracker) pthread_join(tracker, NULL);
+    pthread_cond_destroy(&ring->changed);
+    pthread_mutex_destroy(&ring->lock);
+    for (int i = 0; i < RING_SLOTS; i++) fa_image_release(&ring->slots[i].input.image);
+    free(ring);
+    return status == FA_ERROR_END ? FA_OK : status;
 }
