@@ -157,6 +157,11 @@ static fa_status run_read(void *context, fa_frame_input_t *input, fa_error_t *er
             run->source = NULL;
             run->frame_in_loop = 0;
             status = fa_source_open(run->video, FA_SOURCE_VIDEO, &run->source, error);
+            if (status == FA_OK && run->landmarks) {
+                fa_landmark_file_close(run->landmarks);
+                run->landmarks = NULL;
+                status = fa_landmark_file_open(run->landmarks_path, &run->landmarks, error);
+            }
             if (status == FA_OK) continue;
         }
         if (status != FA_OK) return status;
@@ -188,7 +193,7 @@ static double run_video(const fa_models_t *models, const char *video, const char
     fa_default_settings(&settings);
     settings.n_threads = threads;
     fa_error_t error = {0};
-    run_input_t run = {.video = video, .loops = loops};
+    run_input_t run = {.video = video, .landmarks_path = landmarks_path, .loops = loops};
     fa_session_t *session = NULL;
     char out_dir[] = "/tmp/faceau_bench_XXXXXX";
     double frames_per_second = 0, start = now();
