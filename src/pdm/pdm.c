@@ -627,53 +627,68 @@ static void hessian_generic(const float *jacobian, const float *weighted, int ro
 }
 
 #if FA_PDM_X86
-/* The same sums with AVX2 FMA, eight i at a time (each lane keeps its element's order of
- * operations, so the results equal hessian_generic's); the columns left over use the scalar
- * kernel. */
+/* One column j of the Hessian with AVX2 FMA, eight i at a time: each lane keeps its element's
+ * order of operations, so the results equal hessian_generic's. A block of eight i sums either
+ * in one accumulator or in OpenBLAS's even/odd pair (the pattern is uniform over a block); rows
+ * go in pairs so that the pair's two products land in the right accumulators without branches
+ * on k. blocks is a constant at each call, so the accumulators stay in registers. */
+__attribute__((target("avx2,fma"))) static inline FA_ALWAYS_INLINE void
+hessian_column_fma(const float *jacobian, const float *weighted, int rows, int columns, int j,
+                   int blocks, float *out) {
+    enum { BLOCKS = MAX_PARAMS / 8 };
+    __m256 first[BLOCKS], second[BLOCKS]; /* single: first; dual: first = even, second = odd */
+    int dual[BLOCKS];
+    for (int b = 0; b < blocks; b++) {
+        first[b] = second[b] = _mm256_setzero_ps();
+        dual[b] = hessian_two_accumulators(8 * b, j, columns);
+    }
+    int rows8 = rows - rows % 8, k = 0;
+    for (; k < rows8; k += 2) {
+        const float *row0 = jacobian + (size_t)k * columns, *row1 = row0 + columns;
+        __m256 factor0 = _mm256_set1_ps(weighted[(size_t)k * columns + j]);
+        __m256 factor1 = _mm256_set1_ps(weighted[(size_t)(k + 1) * columns + j]);
+        for (int b = 0; b < blocks; b++) {
+            __m256 value0 = _mm256_loadu_ps(row0 + 8 * b), value1 = _mm256_loadu_ps(row1 + 8 * b);
+            first[b] = _mm256_fmadd_ps(value0, factor0, first[b]);
+            if (dual[b])
+                second[b] = _mm256_fmadd_ps(value1, factor1, second[b]);
+            else
+                first[b] = _mm256_fmadd_ps(value1, factor1, first[b]);
+        }
+    }
+    for (; k < rows; k++) { /* the tail rows go to the even accumulator */
+        const float *row = jacobian + (size_t)k * columns;
+        __m256 factor = _mm256_set1_ps(weighted[(size_t)k * columns + j]);
+        for (int b = 0; b < blocks; b++)
+            first[b] = _mm256_fmadd_ps(_mm256_loadu_ps(row + 8 * b), factor, first[b]);
+    }
+    for (int b = 0; b < blocks; b++)
+        _mm256_storeu_ps(out + 8 * b, dual[b] ? _mm256_add_ps(first[b], second[b]) : first[b]);
+    for (int i = 8 * blocks; i < columns; i++) { /* leftover columns */
+        int two = hessian_two_accumulators(i, j, columns);
+        float even_sum = 0, odd_sum = 0;
+        for (int r = 0; r < rows; r++) {
+            float a = jacobian[(size_t)r * columns + i], w = weighted[(size_t)r * columns + j];
+            if (two && r < rows8 && (r & 1))
+                odd_sum = fmaf(a, w, odd_sum);
+            else
+                even_sum = fmaf(a, w, even_sum);
+        }
+        out[i] = two ? even_sum + odd_sum : even_sum;
+    }
+}
+
 __attribute__((target("avx2,fma"))) static void
 hessian_fma(const float *jacobian, const float *weighted, int rows, int columns,
             const float *regularisation, float *hessian) {
-    enum { BLOCKS = MAX_PARAMS / 8 };
-    int blocks = columns / 8, rows8 = rows - rows % 8;
-    if (blocks == 0) {
-        hessian_kernel(jacobian, weighted, rows, columns, regularisation, hessian);
-        return;
-    }
+    int blocks = columns / 8;
     for (int j = 0; j < columns; j++) {
-        __m256 single[BLOCKS], even[BLOCKS], odd[BLOCKS];
-        int dual[BLOCKS];
-        for (int b = 0; b < blocks; b++) {
-            single[b] = even[b] = odd[b] = _mm256_setzero_ps();
-            dual[b] = hessian_two_accumulators(8 * b, j, columns);
-        }
-        for (int k = 0; k < rows; k++) {
-            const float *row = jacobian + (size_t)k * columns;
-            __m256 factor = _mm256_set1_ps(weighted[(size_t)k * columns + j]);
-            int parity_odd = k < rows8 && (k & 1);
-            for (int b = 0; b < blocks; b++) {
-                __m256 value = _mm256_loadu_ps(row + 8 * b);
-                single[b] = _mm256_fmadd_ps(value, factor, single[b]);
-                if (!dual[b]) continue;
-                if (parity_odd)
-                    odd[b] = _mm256_fmadd_ps(value, factor, odd[b]);
-                else
-                    even[b] = _mm256_fmadd_ps(value, factor, even[b]);
-            }
-        }
         float *out = hessian + j * columns;
-        for (int b = 0; b < blocks; b++)
-            _mm256_storeu_ps(out + 8 * b, dual[b] ? _mm256_add_ps(even[b], odd[b]) : single[b]);
-        for (int i = 8 * blocks; i < columns; i++) { /* leftover columns */
-            float one = 0, even_sum = 0, odd_sum = 0;
-            for (int k = 0; k < rows; k++) {
-                float a = jacobian[(size_t)k * columns + i], b = weighted[(size_t)k * columns + j];
-                one = fmaf(a, b, one);
-                if (k < rows8 && (k & 1))
-                    odd_sum = fmaf(a, b, odd_sum);
-                else
-                    even_sum = fmaf(a, b, even_sum);
-            }
-            out[i] = hessian_two_accumulators(i, j, columns) ? even_sum + odd_sum : one;
+        switch (blocks) { /* the model sizes: 40 and 38 (5 and 4 blocks), 16 (2) */
+        case 5: hessian_column_fma(jacobian, weighted, rows, columns, j, 5, out); break;
+        case 4: hessian_column_fma(jacobian, weighted, rows, columns, j, 4, out); break;
+        case 2: hessian_column_fma(jacobian, weighted, rows, columns, j, 2, out); break;
+        default: hessian_column_fma(jacobian, weighted, rows, columns, j, blocks, out); break;
         }
         for (int i = 0; i < columns; i++)
             out[i] = (i == j && i >= 6 ? regularisation[i - 6] : 0.0f) + out[i];
@@ -856,6 +871,11 @@ void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *
     fit.count = rows / 2;
     fit.m = columns - 6;
     fit_gradient(&fit, weighted, residual, regularisation, params_local, gradient);
+}
+
+void fa_pdm_hessian_reference(const float *jacobian, const float *weighted, int rows,
+                              int columns, const float *regularisation, float *hessian) {
+    hessian_generic(jacobian, weighted, rows, columns, regularisation, hessian);
 }
 
 void fa_pdm_hessian(const float *jacobian, const float *weighted, int rows, int columns,

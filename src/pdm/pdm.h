@@ -67,6 +67,9 @@ void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *
  * 6, 16, 38 or 40; other sizes with one accumulator). */
 void fa_pdm_hessian(const float *jacobian, const float *weighted, int rows, int columns,
                     const float *regularisation, float *hessian);
+/* The same in plain C (what the SIMD path is tested against). */
+void fa_pdm_hessian_reference(const float *jacobian, const float *weighted, int rows,
+                              int columns, const float *regularisation, float *hessian);
 /* cv::solve(DECOMP_CHOLESKY) in place: rhs becomes the solution; matrix is destroyed. Returns 0
  * (and a zero solution) if the matrix is not positive definite. */
 int fa_pdm_cholesky_solve(float *matrix, int size, float *rhs);
