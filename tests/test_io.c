@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include "core/image.h"
 #include "io/bmp.h"
 #include "io/image_file.h"
 #include "testing.h"
@@ -135,8 +136,38 @@ static void test_still_images(void)
     fa_image_release(&image);
 }
 
+/* The SIMD BGR-to-gray against the per-pixel formula, on widths around the 16-pixel step and
+ * on the extremes (all 0, all 255). */
+static void check_gray_kernels(void)
+{
+    static const int widths[] = {1, 2, 15, 16, 17, 31, 33, 640, 641};
+    unsigned seed = 7;
+    int differing = 0;
+    for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
+        for (int fill = 0; fill < 3; fill++) {
+            fa_image_t bgr = {0}, fast = {0}, reference = {0};
+            int width = widths[w], height = 3;
+            fa_image_allocate(&bgr, width, height, 3, NULL);
+            fa_image_allocate(&fast, width, height, 1, NULL);
+            fa_image_allocate(&reference, width, height, 1, NULL);
+            for (int i = 0; i < width * height * 3; i++) {
+                seed = seed * 1103515245u + 12345u;
+                bgr.data[i] = fill == 0 ? (uint8_t)(seed >> 16) : fill == 1 ? 0 : 255;
+            }
+            fa_image_bgr_to_gray(&bgr, &fast);
+            fa_image_bgr_to_gray_reference(&bgr, &reference);
+            differing += memcmp(fast.data, reference.data, (size_t)(width * height)) != 0;
+            fa_image_release(&bgr);
+            fa_image_release(&fast);
+            fa_image_release(&reference);
+        }
+    }
+    CHECK(differing == 0, "%d gray images differ between the SIMD and plain C paths", differing);
+}
+
 int main(void)
 {
+    check_gray_kernels();
     test_landmark_file();
     test_bmp_round_trip();
     test_still_images();

@@ -15,6 +15,8 @@ static inline uint8_t fa_gray_from_bgr(const uint8_t *bgr)
 
 /* Gray from BGR exactly as OpenCV's cvtColor(COLOR_BGR2GRAY) on 8-bit images. Same size. */
 void fa_image_bgr_to_gray(const fa_image_t *bgr, fa_image_t *gray);
+/* The same, one pixel at a time in plain C (what the SIMD path is tested against). */
+void fa_image_bgr_to_gray_reference(const fa_image_t *bgr, fa_image_t *gray);
 
 void fa_image_fill(fa_image_t *image, uint8_t value);
 
