@@ -103,12 +103,13 @@ typedef enum fa_ccnf_kernel {
     FA_CCNF_KERNEL_AVX2 = 2,      /* AVX2 + FMA */
 } fa_ccnf_kernel;
 
-/* Scratch for one thread. About 7 KB. */
+/* Scratch for one thread. About 10 KB. */
 typedef struct fa_ccnf_workspace {
     fa_ccnf_kernel kernel; /* resolved: REFERENCE or AVX2 */
     float area[FA_CCNF_MAX_AREA * FA_CCNF_MAX_AREA];
     float raw[FA_CCNF_MAX_WINDOW * FA_CCNF_MAX_WINDOW];
     _Alignas(32) float padded[FA_CCNF_MAX_AREA * 32];
+    _Alignas(32) float padded_transposed[FA_CCNF_MAX_AREA * 32];
     _Alignas(32) float columns[FA_CCNF_INPUTS]; /* one normalised window (reference kernel) */
 } fa_ccnf_workspace_t;
 
