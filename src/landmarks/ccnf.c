@@ -434,12 +434,18 @@ void fa_ccnf_sample_area(const float *image, int width, int height, ptrdiff_t st
     const double m0 = a, m1 = -b, m2 = x - half_a + half_b;
     const double m3 = b, m4 = a, m5 = y - half_a - half_b;
     const int round_delta = (1 << AB_BITS) / INTER_TAB_SIZE / 2;
+    int x_step[FA_CCNF_MAX_AREA], y_step[FA_CCNF_MAX_AREA]; /* per column, as warpAffine's tables */
+    if (side > FA_CCNF_MAX_AREA) return; /* a programming error: windows are bounded */
+    for (int u = 0; u < side; u++) {
+        x_step[u] = (int)lrint(m0 * u * (1 << AB_BITS));
+        y_step[u] = (int)lrint(m3 * u * (1 << AB_BITS));
+    }
     for (int v = 0; v < side; v++) {
         int x0 = (int)lrint((m1 * v + m2) * (1 << AB_BITS)) + round_delta;
         int y0 = (int)lrint((m4 * v + m5) * (1 << AB_BITS)) + round_delta;
         for (int u = 0; u < side; u++) {
-            int fixed_x = (x0 + (int)lrint(m0 * u * (1 << AB_BITS))) >> (AB_BITS - INTER_BITS);
-            int fixed_y = (y0 + (int)lrint(m3 * u * (1 << AB_BITS))) >> (AB_BITS - INTER_BITS);
+            int fixed_x = (x0 + x_step[u]) >> (AB_BITS - INTER_BITS);
+            int fixed_y = (y0 + y_step[u]) >> (AB_BITS - INTER_BITS);
             int sx = fixed_x >> INTER_BITS, sy = fixed_y >> INTER_BITS;
             float fx = (float)(fixed_x & (INTER_TAB_SIZE - 1)) / INTER_TAB_SIZE;
             float fy = (float)(fixed_y & (INTER_TAB_SIZE - 1)) / INTER_TAB_SIZE;
