@@ -73,6 +73,8 @@ void fa_pdm_hessian_reference(const float *jacobian, const float *weighted, int 
 /* cv::solve(DECOMP_CHOLESKY) in place: rhs becomes the solution; matrix is destroyed. Returns 0
  * (and a zero solution) if the matrix is not positive definite. */
 int fa_pdm_cholesky_solve(float *matrix, int size, float *rhs);
+/* The same, row by row in plain C (what the SIMD path is tested against). */
+int fa_pdm_cholesky_solve_reference(float *matrix, int size, float *rhs);
 /* PDM::UpdateModelParameters with delta of 6 + modes entries (modes = 0 for a rigid step). */
 void fa_pdm_update_parameters(const float *delta, int modes, float params_global[6],
                               float *params_local);
