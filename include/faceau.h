@@ -27,6 +27,7 @@ enum {
     FA_HOG_SIZE = FA_HOG_CELLS * FA_HOG_CELLS * FA_HOG_CHANNELS, /* 4464 */
     FA_GEOMETRY_SIZE = 3 * FA_NUM_LANDMARKS + FA_NUM_PDM_MODES,  /* 238 */
     FA_ALIGNED_SIZE = 112,   /* side of the aligned face the AU models see */
+    FA_NUM_EYE_LANDMARKS = 56, /* OpenFace's eye_lmk_*: 28 per eye model, left eye first */
     FA_MAX_AUS = 32,         /* upper bound on AUs of one kind in any model list */
     FA_ERROR_MESSAGE_SIZE = 512,
 };
@@ -120,6 +121,14 @@ typedef struct fa_frame_result {
     float params_local[FA_NUM_PDM_MODES];   /* CalcParams' for given landmarks */
     double pose[6];                         /* Tx, Ty, Tz (mm), Rx, Ry, Rz (radians) */
     float landmarks_3d[3 * FA_NUM_LANDMARKS]; /* X0..X67, Y0..Y67, Z0..Z67 (mm) */
+    /* Gaze and eye landmarks from the tracker's two eye models (OpenFace's GazeAnalysis). The
+     * eye landmarks are set on every frame; the gaze only when success is 1 (else zeros, as
+     * OpenFace). With given landmarks there are no eye models: all zeros, eye_landmark_count 0. */
+    float gaze_0[3], gaze_1[3]; /* unit vectors, camera frame: left eye (image left), right eye */
+    float gaze_angle[2];        /* horizontal, vertical (radians) of the mean of both vectors */
+    int eye_landmark_count;     /* FA_NUM_EYE_LANDMARKS with the tracker, else 0 */
+    float eye_landmarks[2 * FA_NUM_EYE_LANDMARKS];    /* x0..x55, y0..y55 (pixels) */
+    float eye_landmarks_3d[3 * FA_NUM_EYE_LANDMARKS]; /* X0..X55, Y0..Y55, Z0..Z55 (mm) */
     int detector_ran;                       /* the face detector ran on this frame */
     double au_intensity[FA_MAX_AUS];        /* per-frame predictions, before post-processing */
     double au_presence[FA_MAX_AUS];
@@ -146,7 +155,7 @@ typedef enum fa_stage {
     FA_STAGE_FHOG,
     FA_STAGE_GEOMETRY,
     FA_STAGE_AU,              /* running medians, SVR and SVM predictions */
-    FA_STAGE_POSE,            /* head pose and 3D landmarks */
+    FA_STAGE_POSE,            /* head pose, 3D landmarks, eye landmarks and gaze */
     FA_STAGE_COUNT
 } fa_stage;
 
@@ -247,7 +256,8 @@ enum {
     FA_OUTPUT_ALIGNED = 1 << 4,      /* <stem>_aligned/frame_det_00_NNNNNN.bmp */
     FA_OUTPUT_POSE = 1 << 5,         /* pose_T*, pose_R* */
     FA_OUTPUT_LANDMARKS_3D = 1 << 6, /* X_*, Y_*, Z_* */
-    FA_OUTPUT_ALL = 0x7f,
+    FA_OUTPUT_GAZE = 1 << 7,         /* gaze_*, eye_lmk_* (OpenFace's -gaze writes both) */
+    FA_OUTPUT_ALL = 0xff,
 };
 
 typedef struct fa_output fa_output_t;

@@ -74,6 +74,7 @@ fa_status fa_face_models_load(const char *model_dir, int threads, fa_face_models
     system->validate_detections = main_parameters->validate_detections;
     system->validation_boundary = main_parameters->validation_boundary;
     system->reinit_video_every = 2; /* OpenFace's default */
+    fa_eye_parts_find(&models->set, &models->eyes);
     if (status != FA_OK) fa_face_models_release(models);
     return status;
 }
@@ -271,5 +272,6 @@ fa_status fa_face_tracker_process(fa_face_tracker_t *tracker, const fa_image_t *
     memcpy(face->landmarks, main->landmarks, sizeof face->landmarks);
     memcpy(face->params_global, main->params_global, sizeof face->params_global);
     memcpy(face->params_local, main->params_local, sizeof face->params_local);
+    fa_tracked_eyes_capture(&tracker->models->eyes, tracker->clnf->parts, &face->eyes);
     return FA_OK;
 }

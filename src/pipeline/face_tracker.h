@@ -11,6 +11,7 @@
 #include "landmarks/clnf_fit.h"
 #include "landmarks/clnf_model.h"
 #include "landmarks/validator.h"
+#include "pipeline/eyes.h"
 #include "pose/pose.h"
 
 /* Immutable once loaded; shared by every video. */
@@ -21,6 +22,7 @@ typedef struct fa_face_models {
     fa_clnf_model_t fit_parts[FA_CLNF_MAX_PARTS]; /* and of the parts */
     fa_clnf_system_t system;
     fa_validator_t validator;
+    fa_eye_parts_t eyes; /* which parts are the eye models (gaze, eye landmarks) */
 } fa_face_models_t;
 
 /* Loads <model_dir>/main_clnf_general.txt, the validator it names and
@@ -38,6 +40,7 @@ typedef struct fa_tracked_face {
     float landmarks[2 * 68];
     float params_global[6];
     float params_local[34];
+    fa_tracked_eyes_t eyes; /* the eye models' state, for eye landmarks and gaze */
 } fa_tracked_face_t;
 
 typedef struct fa_face_tracker fa_face_tracker_t;

@@ -57,7 +57,7 @@ const char *fa_stage_name(fa_stage stage)
 {
     static const char *const names[FA_STAGE_COUNT] = {
         "tracking (MTCNN, CLNF)", "CalcParams", "alignment", "FHOG",
-        "geometry",               "AU (medians, SVR, SVM)", "pose, 3D landmarks"};
+        "geometry",               "AU (medians, SVR, SVM)", "pose, 3D landmarks, gaze"};
     return stage >= 0 && stage < FA_STAGE_COUNT ? names[stage] : "unknown";
 }
 
@@ -204,6 +204,7 @@ typedef struct tracked_frame {
     int face_found;      /* the AU stage's success (the model's, not the CSV's) */
     int landmarks_given; /* p_* then come from CalcParams */
     double seconds;      /* tracking time */
+    fa_tracked_eyes_t eyes; /* none with given landmarks */
 } tracked_frame_t;
 
 /* The order-dependent first half: the tracker (or the given landmarks). Touches only the
@@ -233,6 +234,7 @@ static fa_status session_track(fa_session_t *session, const fa_image_t *frame, d
         memcpy(result->landmarks, face.landmarks, sizeof result->landmarks);
         memcpy(result->params_global, face.params_global, sizeof result->params_global);
         memcpy(result->params_local, face.params_local, sizeof result->params_local);
+        tracked->eyes = face.eyes;
     } else {
         result->success = tracked->face_found = landmarks->success;
         result->confidence = landmarks->confidence;
@@ -295,6 +297,7 @@ static fa_status session_features(fa_session_t *session, const fa_image_t *frame
                      &camera, result->pose);
     fa_pose_landmarks_3d(&models->pdm, result->params_global, result->params_local,
                          result->landmarks, &camera, result->landmarks_3d);
+    fa_eyes_result(&tracked->eyes, &camera, result);
     seconds[FA_STAGE_POSE] = seconds_now() - t5;
     result->hog = session->hog;
     result->geometry = session->geometry;
