@@ -50,13 +50,15 @@ static void on_signal(int signal_number) { interrupted = signal_number; }
 static void usage(FILE *out)
 {
     fputs("usage: faceau -f VIDEO [-f VIDEO ...] [-fdir FOLDER] -out_dir DIR\n"
-          "              [--landmarks-from CSV] [-aus] [-pdmparams] [-2Dfp] [-hogalign]\n"
-          "              [-simalign] [-simscale S] [-simsize N] [-nomask] [-g] [-au_static]\n"
-          "              [--models DIR] [-q]\n"
+          "              [--landmarks-from CSV] [-aus] [-pose] [-gaze] [-pdmparams] [-2Dfp]\n"
+          "              [-3Dfp] [-hogalign] [-simalign] [-simscale S] [-simsize N] [-nomask]\n"
+          "              [-g] [-au_static] [--models DIR] [-q]\n"
           "Computes OpenFace 2.2's facial Action Units. Writes DIR/<name>.csv and, when asked\n"
           "(or when no output flag is given), DIR/<name>.hog and DIR/<name>_aligned/.\n"
           "  -f VIDEO              a video file (repeat for several)\n"
           "  -pose -3Dfp           head pose and 3D landmark columns\n"
+          "  -gaze                 gaze and eye landmark columns (from the tracker's eye models;\n"
+          "                        none for inputs with --landmarks-from)\n"
           "  -fx -fy -cx -cy V     camera intrinsics for the pose (default: OpenFace's)\n"
           "  -fdir FOLDER          a folder of images, read in name order as one sequence\n"
           "  --landmarks-from CSV  68 landmarks per frame from an OpenFace-style CSV (columns\n"
@@ -75,7 +77,7 @@ static void usage(FILE *out)
 /* OpenFace flags faceau accepts but does not act on yet; scripts pass them routinely. */
 static int is_ignored_openface_flag(const char *flag, int *takes_value)
 {
-    static const char *const plain[] = {"-gaze", "-tracked", "-verbose",
+    static const char *const plain[] = {"-tracked", "-verbose",
                                         "-nobadaligned", "-wild", "-multi_view", "-vis-track",
                                         "-vis-hog", "-vis-align", "-vis-aus"};
     static const char *const valued[] = {"-mloc", "-oc", "-of",
@@ -191,6 +193,8 @@ static int parse_arguments(int argc, char **argv, options_t *options)
             options->flags |= FA_OUTPUT_LANDMARKS_3D;
         } else if (strcmp(arg, "-pose") == 0) {
             options->flags |= FA_OUTPUT_POSE;
+        } else if (strcmp(arg, "-gaze") == 0) {
+            options->flags |= FA_OUTPUT_GAZE;
         } else if (strcmp(arg, "-fx") == 0 || strcmp(arg, "-fy") == 0 || strcmp(arg, "-cx") == 0 ||
                    strcmp(arg, "-cy") == 0) {
             char *end = NULL;
@@ -245,6 +249,12 @@ static int parse_arguments(int argc, char **argv, options_t *options)
     /* As OpenFace: -simsize alone keeps the face the same size relative to the image. */
     if (size_set && !scale_set)
         options->settings.aligned_scale = options->settings.aligned_size * (0.7 / 112.0);
+    for (int i = 0; (options->flags & FA_OUTPUT_GAZE) && i < options->input_count; i++)
+        if (options->inputs[i].landmarks) {
+            fprintf(stderr, "faceau: note: -gaze: inputs with --landmarks-from have no eye "
+                            "models, so their CSVs get no gaze columns (as OpenFace's)\n");
+            break;
+        }
     if (options->flags == 0) options->flags = FA_OUTPUT_ALL;
     if (options->input_count == 0 || !options->out_dir) {
         fprintf(stderr, "faceau: give at least one input (-f or -fdir) and -out_dir\n");
@@ -358,8 +368,10 @@ static fa_status process_input(const input_t *input, const options_t *options,
     if (status == FA_OK && input->landmarks)
         status = fa_landmark_file_open(input->landmarks, &run.landmarks, error);
     if (status == FA_OK) status = fa_session_create(models, &options->settings, &run.session, error);
+    /* FeatureExtraction drops the gaze columns when there are no eye models. */
+    unsigned flags = input->landmarks ? options->flags & ~FA_OUTPUT_GAZE : options->flags;
     if (status == FA_OK)
-        status = fa_output_open(options->out_dir, stem, options->flags, models, &run.output, error);
+        status = fa_output_open(options->out_dir, stem, flags, models, &run.output, error);
     if (status == FA_OK) status = process_frames(&run, options, stem, &frames, error);
     fa_au_series_t series;
     if (status == FA_OK && frames == 0)

@@ -50,6 +50,15 @@ static int write_header(fa_output_t *output)
     FILE *csv = output->csv;
     fputs("frame, face_id, timestamp, confidence, success", csv);
     int column = 5;
+    if (output->flags & FA_OUTPUT_GAZE) {
+        fputs(", gaze_0_x, gaze_0_y, gaze_0_z, gaze_1_x, gaze_1_y, gaze_1_z, gaze_angle_x, "
+              "gaze_angle_y", csv);
+        static const char *const axes[5] = {"x", "y", "X", "Y", "Z"};
+        for (int a = 0; a < 5; a++)
+            for (int i = 0; i < FA_NUM_EYE_LANDMARKS; i++)
+                fprintf(csv, ", eye_lmk_%s_%d", axes[a], i);
+        column += 8 + 5 * FA_NUM_EYE_LANDMARKS;
+    }
     if (output->flags & FA_OUTPUT_POSE) {
         fputs(", pose_Tx, pose_Ty, pose_Tz, pose_Rx, pose_Ry, pose_Rz", csv);
         column += 6;
@@ -122,11 +131,25 @@ fa_status fa_output_open(const char *out_dir, const char *stem, unsigned flags,
     return FA_OK;
 }
 
+/* RecorderCSV's gaze block: vectors with 6 decimals, angles with 3, eye landmarks with 1. */
+static void write_gaze(FILE *csv, const fa_frame_result_t *result)
+{
+    const float *vectors[2] = {result->gaze_0, result->gaze_1};
+    for (int e = 0; e < 2; e++)
+        for (int k = 0; k < 3; k++) fprintf(csv, ", %.6f", (double)vectors[e][k]);
+    fprintf(csv, ", %.3f, %.3f", (double)result->gaze_angle[0], (double)result->gaze_angle[1]);
+    for (int i = 0; i < 2 * FA_NUM_EYE_LANDMARKS; i++)
+        fprintf(csv, ", %.1f", (double)result->eye_landmarks[i]);
+    for (int i = 0; i < 3 * FA_NUM_EYE_LANDMARKS; i++)
+        fprintf(csv, ", %.1f", (double)result->eye_landmarks_3d[i]);
+}
+
 static void write_row(fa_output_t *output, const fa_frame_result_t *result)
 {
     FILE *csv = output->csv;
     fprintf(csv, "%d, 0, %.3f, %.2f, %d", result->frame_number, result->timestamp,
             result->confidence, result->success ? 1 : 0);
+    if (output->flags & FA_OUTPUT_GAZE) write_gaze(csv, result);
     if (output->flags & FA_OUTPUT_POSE)
         fprintf(csv, ", %.1f, %.1f, %.1f, %.3f, %.3f, %.3f", result->pose[0], result->pose[1],
                 result->pose[2], result->pose[3], result->pose[4], result->pose[5]);
