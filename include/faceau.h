@@ -256,7 +256,9 @@ enum {
     FA_OUTPUT_ALIGNED = 1 << 4,      /* <stem>_aligned/frame_det_00_NNNNNN.bmp */
     FA_OUTPUT_POSE = 1 << 5,         /* pose_T*, pose_R* */
     FA_OUTPUT_LANDMARKS_3D = 1 << 6, /* X_*, Y_*, Z_* */
-    FA_OUTPUT_GAZE = 1 << 7,         /* gaze_*, eye_lmk_* (OpenFace's -gaze writes both) */
+    FA_OUTPUT_GAZE = 1 << 7,         /* gaze_*, eye_lmk_* (OpenFace's -gaze writes both); with
+                                        given landmarks they would be zeros: OpenFace, without
+                                        eye models, writes none (the CLI leaves the flag out) */
     FA_OUTPUT_ALL = 0xff,
 };
 
