@@ -480,7 +480,7 @@ static void test_damage(void) {
     CHECK(good && size > 4096, "cache of %zu bytes", size);
     if (!good) return;
     unsigned char *bad = malloc(size);
-    size_t head = (size_t)header_u64(good, 128); /* the data offset: header, sources, index */
+    size_t head = (size_t)header_u64(good, FA_CACHE_FIELD_DATA_OFFSET); /* header, sources, index */
     CHECK(head > FA_CACHE_HEADER_SIZE && head < size, "data at %zu", head);
 
     /* Truncated: refused, then rebuilt by the next load. */
@@ -532,7 +532,7 @@ static void test_damage(void) {
     quiet = 0;
     /* Another build's cache, correctly sealed. */
     memcpy(bad, good, size);
-    bad[16] ^= 1;
+    bad[FA_CACHE_FIELD_BUILD_ID] ^= 1;
     fa_cache_seal(bad, size);
     write_file(path, bad, size);
     CHECK(probe(cache_dir, models, &settings) == FA_MODEL_CACHE_INVALID, "other build refused");

@@ -11,23 +11,6 @@
 static const char MAGIC[8] = {'f', 'a', 'c', 'e', 'a', 'u', 'M', 'C'};
 enum { BYTE_ORDER_MARK = 0x01020304 };
 
-/* Header field offsets. */
-enum {
-    AT_MAGIC = 0,
-    AT_VERSION = 8,
-    AT_BYTE_ORDER = 12,
-    AT_BUILD_ID = 16,
-    AT_FILE_SIZE = AT_BUILD_ID + FA_CACHE_BUILD_ID_SIZE, /* 80 */
-    AT_SOURCES_OFFSET = 88,
-    AT_SOURCES_SIZE = 96,
-    AT_SOURCE_COUNT = 104,
-    AT_INDEX_OFFSET = 112,
-    AT_INDEX_SIZE = 120,
-    AT_DATA_OFFSET = 128,
-    AT_DATA_SIZE = 136,
-    AT_CHECKSUM = 144,
-};
-
 /* Index record tags. */
 enum { TAG_INT = 0x494e5431, TAG_FLOAT, TAG_DOUBLE, TAG_TEXT, TAG_ARRAY };
 
@@ -80,7 +63,7 @@ static uint64_t hash_finish(uint64_t hash) {
 static uint64_t checksum(const uint8_t *data, size_t end) {
     uint8_t header[FA_CACHE_HEADER_SIZE];
     memcpy(header, data, FA_CACHE_HEADER_SIZE);
-    memset(header + AT_CHECKSUM, 0, 8);
+    memset(header + FA_CACHE_FIELD_CHECKSUM, 0, 8);
     uint64_t hash = hash_words(PRIME_1 ^ (uint64_t)end, header, FA_CACHE_HEADER_SIZE);
     return hash_finish(hash_words(hash, data + FA_CACHE_HEADER_SIZE, end - FA_CACHE_HEADER_SIZE));
 }
@@ -107,9 +90,9 @@ static void put_u32(uint8_t *at, uint32_t value) {
 void fa_cache_seal(void *data, size_t size) {
     uint8_t *bytes = data;
     if (size < FA_CACHE_HEADER_SIZE) return;
-    uint64_t end = get_u64(bytes + AT_DATA_OFFSET);
+    uint64_t end = get_u64(bytes + FA_CACHE_FIELD_DATA_OFFSET);
     if (end < FA_CACHE_HEADER_SIZE || end > size || end % 8) return;
-    put_u64(bytes + AT_CHECKSUM, checksum(bytes, (size_t)end));
+    put_u64(bytes + FA_CACHE_FIELD_CHECKSUM, checksum(bytes, (size_t)end));
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -251,21 +234,21 @@ fa_status fa_cache_writer_emit(fa_cache_writer_t *writer, const char *build_id,
     size_t head_size = (size_t)data_offset;
     uint8_t *head = calloc(1, head_size);
     if (!head) return fa_error_set(error, FA_ERROR_NO_MEMORY, "model cache: out of memory");
-    memcpy(head + AT_MAGIC, MAGIC, sizeof MAGIC);
-    put_u32(head + AT_VERSION, FA_CACHE_FORMAT_VERSION);
-    put_u32(head + AT_BYTE_ORDER, BYTE_ORDER_MARK);
-    memcpy(head + AT_BUILD_ID, build_id, strlen(build_id));
-    put_u64(head + AT_FILE_SIZE, data_offset + writer->data_size);
-    put_u64(head + AT_SOURCES_OFFSET, sources_offset);
-    put_u64(head + AT_SOURCES_SIZE, writer->sources_size);
-    put_u32(head + AT_SOURCE_COUNT, writer->source_count);
-    put_u64(head + AT_INDEX_OFFSET, index_offset);
-    put_u64(head + AT_INDEX_SIZE, writer->index_size);
-    put_u64(head + AT_DATA_OFFSET, data_offset);
-    put_u64(head + AT_DATA_SIZE, writer->data_size);
+    memcpy(head + FA_CACHE_FIELD_MAGIC, MAGIC, sizeof MAGIC);
+    put_u32(head + FA_CACHE_FIELD_VERSION, FA_CACHE_FORMAT_VERSION);
+    put_u32(head + FA_CACHE_FIELD_BYTE_ORDER, BYTE_ORDER_MARK);
+    memcpy(head + FA_CACHE_FIELD_BUILD_ID, build_id, strlen(build_id));
+    put_u64(head + FA_CACHE_FIELD_FILE_SIZE, data_offset + writer->data_size);
+    put_u64(head + FA_CACHE_FIELD_SOURCES_OFFSET, sources_offset);
+    put_u64(head + FA_CACHE_FIELD_SOURCES_SIZE, writer->sources_size);
+    put_u32(head + FA_CACHE_FIELD_SOURCE_COUNT, writer->source_count);
+    put_u64(head + FA_CACHE_FIELD_INDEX_OFFSET, index_offset);
+    put_u64(head + FA_CACHE_FIELD_INDEX_SIZE, writer->index_size);
+    put_u64(head + FA_CACHE_FIELD_DATA_OFFSET, data_offset);
+    put_u64(head + FA_CACHE_FIELD_DATA_SIZE, writer->data_size);
     if (writer->sources_size) memcpy(head + sources_offset, writer->sources, writer->sources_size);
     if (writer->index_size) memcpy(head + index_offset, writer->index, writer->index_size);
-    put_u64(head + AT_CHECKSUM, checksum(head, head_size));
+    put_u64(head + FA_CACHE_FIELD_CHECKSUM, checksum(head, head_size));
     int ok = sink(context, head, head_size);
     free(head);
     uint64_t position = 0;
@@ -302,35 +285,36 @@ fa_status fa_cache_reader_open(fa_cache_reader_t *reader, const void *data, size
     strncpy(id, build_id, sizeof id - 1);
     if ((uintptr_t)data % FA_CACHE_ALIGNMENT)
         problem = "not aligned in memory";
-    else if (size < FA_CACHE_HEADER_SIZE || memcmp(bytes + AT_MAGIC, MAGIC, sizeof MAGIC))
+    else if (size < FA_CACHE_HEADER_SIZE ||
+             memcmp(bytes + FA_CACHE_FIELD_MAGIC, MAGIC, sizeof MAGIC))
         problem = "not a faceau model cache";
-    else if (get_u32(bytes + AT_VERSION) != FA_CACHE_FORMAT_VERSION)
+    else if (get_u32(bytes + FA_CACHE_FIELD_VERSION) != FA_CACHE_FORMAT_VERSION)
         problem = "another format version";
-    else if (get_u32(bytes + AT_BYTE_ORDER) != BYTE_ORDER_MARK)
+    else if (get_u32(bytes + FA_CACHE_FIELD_BYTE_ORDER) != BYTE_ORDER_MARK)
         problem = "another byte order";
-    else if (memcmp(bytes + AT_BUILD_ID, id, sizeof id))
+    else if (memcmp(bytes + FA_CACHE_FIELD_BUILD_ID, id, sizeof id))
         problem = "written by another build of faceau";
-    else if (get_u64(bytes + AT_FILE_SIZE) != size)
+    else if (get_u64(bytes + FA_CACHE_FIELD_FILE_SIZE) != size)
         problem = "truncated or extended";
     if (problem) return fa_error_set(error, FA_ERROR_MODEL, "model cache: %s", problem);
-    uint64_t sources_offset = get_u64(bytes + AT_SOURCES_OFFSET);
-    uint64_t sources_size = get_u64(bytes + AT_SOURCES_SIZE);
-    uint64_t index_offset = get_u64(bytes + AT_INDEX_OFFSET);
-    uint64_t index_size = get_u64(bytes + AT_INDEX_SIZE);
-    uint64_t data_offset = get_u64(bytes + AT_DATA_OFFSET);
-    uint64_t data_size = get_u64(bytes + AT_DATA_SIZE);
+    uint64_t sources_offset = get_u64(bytes + FA_CACHE_FIELD_SOURCES_OFFSET);
+    uint64_t sources_size = get_u64(bytes + FA_CACHE_FIELD_SOURCES_SIZE);
+    uint64_t index_offset = get_u64(bytes + FA_CACHE_FIELD_INDEX_OFFSET);
+    uint64_t index_size = get_u64(bytes + FA_CACHE_FIELD_INDEX_SIZE);
+    uint64_t data_offset = get_u64(bytes + FA_CACHE_FIELD_DATA_OFFSET);
+    uint64_t data_size = get_u64(bytes + FA_CACHE_FIELD_DATA_SIZE);
     if (sources_offset != FA_CACHE_HEADER_SIZE || !within(sources_offset, sources_size, size) ||
         index_offset != sources_offset + sources_size || !within(index_offset, index_size, size) ||
         data_offset != align_up(index_offset + index_size, FA_CACHE_ALIGNMENT) ||
         !within(data_offset, data_size, size) || data_offset + data_size != size)
         return fa_error_set(error, FA_ERROR_MODEL, "model cache: damaged section table");
-    if (get_u64(bytes + AT_CHECKSUM) != checksum(bytes, (size_t)data_offset))
+    if (get_u64(bytes + FA_CACHE_FIELD_CHECKSUM) != checksum(bytes, (size_t)data_offset))
         return fa_error_set(error, FA_ERROR_MODEL, "model cache: checksum mismatch");
     reader->data = bytes;
     reader->size = size;
     reader->source_position = (size_t)sources_offset;
     reader->source_end = (size_t)(sources_offset + sources_size);
-    reader->source_count = get_u32(bytes + AT_SOURCE_COUNT);
+    reader->source_count = get_u32(bytes + FA_CACHE_FIELD_SOURCE_COUNT);
     reader->index_position = (size_t)index_offset;
     reader->index_end = (size_t)(index_offset + index_size);
     reader->data_offset = data_offset;

@@ -33,6 +33,23 @@ enum {
     FA_CACHE_MAX_PATH = 4096,
 };
 
+/* Header fields: byte offsets (u64 unless said otherwise). */
+enum {
+    FA_CACHE_FIELD_MAGIC = 0,        /* 8 bytes "faceauMC" */
+    FA_CACHE_FIELD_VERSION = 8,      /* u32 FA_CACHE_FORMAT_VERSION */
+    FA_CACHE_FIELD_BYTE_ORDER = 12,  /* u32 0x01020304 */
+    FA_CACHE_FIELD_BUILD_ID = 16,    /* FA_CACHE_BUILD_ID_SIZE bytes, NUL-padded */
+    FA_CACHE_FIELD_FILE_SIZE = 80,
+    FA_CACHE_FIELD_SOURCES_OFFSET = 88,
+    FA_CACHE_FIELD_SOURCES_SIZE = 96,
+    FA_CACHE_FIELD_SOURCE_COUNT = 104, /* u32 */
+    FA_CACHE_FIELD_INDEX_OFFSET = 112,
+    FA_CACHE_FIELD_INDEX_SIZE = 120,
+    FA_CACHE_FIELD_DATA_OFFSET = 128, /* a multiple of FA_CACHE_ALIGNMENT */
+    FA_CACHE_FIELD_DATA_SIZE = 136,
+    FA_CACHE_FIELD_CHECKSUM = 144,
+};
+
 typedef enum fa_cache_element {
     FA_CACHE_I32 = 1,
     FA_CACHE_F32 = 2,

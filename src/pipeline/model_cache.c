@@ -36,6 +36,7 @@ enum {
 struct fa_model_cache {
     void *map;
     size_t size;
+    int mapped;         /* map is our mapping of the file (not a caller's image) */
     void **allocations; /* the structure arrays restoring allocated */
     int allocation_count, allocation_capacity;
 };
@@ -45,7 +46,7 @@ void fa_model_cache_close(fa_model_cache_t *cache) {
     for (int i = 0; i < cache->allocation_count; i++)
         free(cache->allocations[i]);
     free(cache->allocations);
-    if (cache->map) munmap(cache->map, cache->size);
+    if (cache->mapped) munmap(cache->map, cache->size);
     free(cache);
 }
 
@@ -618,6 +619,7 @@ static fa_model_cache_outcome map_file(const char *path, fa_model_cache_t *cache
         } else {
             cache->map = map;
             cache->size = (size_t)info.st_size;
+            cache->mapped = 1;
             outcome = FA_MODEL_CACHE_HIT;
         }
     }
@@ -625,22 +627,30 @@ static fa_model_cache_outcome map_file(const char *path, fa_model_cache_t *cache
     return outcome;
 }
 
+/* Restores what cache->map holds. With a key, the file must be for that key and its sources
+ * unchanged; without (an image in memory), the stored key is taken as it is and the sources are
+ * read but not looked at. */
 static fa_model_cache_outcome restore(fa_model_cache_t *cache, const char *models_dir,
-                                      const cache_key_t *key, const fa_settings_t *settings,
-                                      const fa_model_slots_t *slots, fa_error_t *error) {
+                                      const cache_key_t *key, const fa_model_slots_t *slots,
+                                      fa_error_t *error) {
     fa_cache_reader_t reader;
     if (fa_cache_reader_open(&reader, cache->map, cache->size, FA_BUILD_ID, error) != FA_OK)
         return FA_MODEL_CACHE_INVALID;
     cache_io_t io = {.reader = &reader, .cache = cache, .models_dir = models_dir};
     cache_key_t stored;
     visit_key(&io, &stored);
-    if (!io_ok(&io) || strcmp(stored.models_real, key->models_real) ||
-        stored.au_static != key->au_static || stored.tracker != key->tracker) {
+    if (!io_ok(&io) ||
+        (key && (strcmp(stored.models_real, key->models_real) ||
+                 stored.au_static != key->au_static || stored.tracker != key->tracker))) {
         fa_error_set(error, FA_ERROR_MODEL, "model cache: written for other models (%s)",
                      reader.failed ? reader.reason : "another folder or settings");
         return FA_MODEL_CACHE_INVALID;
     }
-    if (!sources_fresh(&reader, models_dir, error)) return FA_MODEL_CACHE_STALE;
+    if (key && !sources_fresh(&reader, models_dir, error)) return FA_MODEL_CACHE_STALE;
+    char path[FA_CACHE_MAX_PATH];
+    fa_file_stamp_t stamp;
+    while (!key && fa_cache_read_source(&reader, path, sizeof path, &stamp)) {
+    }
     if (reader.failed) {
         fa_error_set(error, FA_ERROR_MODEL, "model cache: %s", reader.reason);
         return FA_MODEL_CACHE_INVALID;
@@ -651,7 +661,7 @@ static fa_model_cache_outcome restore(fa_model_cache_t *cache, const char *model
     fa_triangulation_t triangulation = {0};
     fa_face_models_t *faces = NULL;
     fa_model_slots_t restored = {&au, &pdm, &triangulation, &faces};
-    visit_models(&io, settings->tracker != 0, &restored);
+    visit_models(&io, stored.tracker, &restored);
     if (io_ok(&io) && reader.index_position != reader.index_end)
         fa_cache_reader_fail(&reader, "unexpected records after the end mark");
     if (!io_ok(&io)) {
@@ -661,8 +671,28 @@ static fa_model_cache_outcome restore(fa_model_cache_t *cache, const char *model
     *slots->au = au;
     *slots->pdm = pdm;
     *slots->triangulation = triangulation;
-    if (slots->faces) *slots->faces = faces;
+    *slots->faces = faces;
     return FA_MODEL_CACHE_HIT;
+}
+
+fa_model_cache_outcome fa_model_cache_load_image(const void *image, size_t size,
+                                                 const fa_model_slots_t *slots,
+                                                 fa_model_cache_t **out, fa_error_t *error) {
+    *out = NULL;
+    fa_model_cache_t *cache = calloc(1, sizeof *cache);
+    if (!cache) {
+        fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+        return FA_MODEL_CACHE_UNAVAILABLE;
+    }
+    cache->map = (void *)image; /* read only, never written nor freed here */
+    cache->size = size;
+    fa_model_cache_outcome outcome = restore(cache, "", NULL, slots, error);
+    if (outcome != FA_MODEL_CACHE_HIT) {
+        fa_model_cache_close(cache);
+        return outcome;
+    }
+    *out = cache;
+    return outcome;
 }
 
 fa_model_cache_outcome fa_model_cache_load(const char *cache_dir, const char *models_dir,
@@ -685,8 +715,7 @@ fa_model_cache_outcome fa_model_cache_load(const char *cache_dir, const char *mo
         return FA_MODEL_CACHE_UNAVAILABLE;
     }
     fa_model_cache_outcome outcome = map_file(path, cache, error);
-    if (outcome == FA_MODEL_CACHE_HIT)
-        outcome = restore(cache, models_dir, &key, settings, slots, error);
+    if (outcome == FA_MODEL_CACHE_HIT) outcome = restore(cache, models_dir, &key, slots, error);
     if (outcome != FA_MODEL_CACHE_HIT) {
         fa_model_cache_close(cache);
         return outcome;

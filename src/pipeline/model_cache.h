@@ -54,6 +54,13 @@ fa_model_cache_outcome fa_model_cache_load(const char *cache_dir, const char *mo
                                            const fa_model_slots_t *slots, fa_model_cache_t **cache,
                                            fa_error_t *error);
 
+/* Restores the models from a cache image in memory (aligned to 64 bytes, kept alive and unchanged
+ * until the handle is closed), whatever models folder it names and without looking at its
+ * sources: for fuzzing the restoring code. */
+fa_model_cache_outcome fa_model_cache_load_image(const void *image, size_t size,
+                                                 const fa_model_slots_t *slots,
+                                                 fa_model_cache_t **cache, fa_error_t *error);
+
 /* Writes the cache of models loaded from text, whose files `sources` recorded (fa_file_log_t);
  * creates cache_dir if needed and atomically replaces the previous cache. Failing is harmless:
  * the models stay loaded. */
