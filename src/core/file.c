@@ -79,7 +79,8 @@ fa_status fa_file_check_readable(const char *path, const char *named_by, fa_erro
 fa_status fa_file_stamp(const char *path, fa_file_stamp_t *stamp, fa_error_t *error)
 {
     struct stat info;
-    if (stat(path, &info) != 0) return fa_error_set(error, FA_ERROR_IO, "%s: %s", path, strerror(errno));
+    if (stat(path, &info) != 0)
+        return fa_error_set(error, FA_ERROR_IO, "%s: %s", path, strerror(errno));
     stamp_from_stat(&info, stamp);
     return FA_OK;
 }

@@ -173,16 +173,18 @@ static void io_require(cache_io_t *io, int condition, const char *what) {
     if (io_ok(io) && !condition) io_fail(io, what);
 }
 
-/* A path below models_dir is stored relative to it, so that the same folder reached by another
- * spelling restores the right path. */
+/* A path below models_dir (a source, the validator's) is stored relative to it, so that the
+ * same folder reached by another spelling finds its files. */
+static const char *relative_source(const char *path, const char *models_dir) {
+    size_t length = strlen(models_dir);
+    if (!strncmp(path, models_dir, length) && path[length] == '/') return path + length + 1;
+    return path;
+}
+
 static void io_model_path(cache_io_t *io, char *path, size_t size) {
-    size_t length = strlen(io->models_dir);
     if (io->writer) {
         char relative[PATH_SIZE];
-        const char *stored = path;
-        if (!strncmp(path, io->models_dir, length) && path[length] == '/')
-            stored = path + length + 1;
-        snprintf(relative, sizeof relative, "%s", stored);
+        snprintf(relative, sizeof relative, "%s", relative_source(path, io->models_dir));
         io_text(io, relative, sizeof relative);
         return;
     }
@@ -571,13 +573,6 @@ fa_status fa_model_cache_path(const char *cache_dir, const char *models_dir,
     cache_key_t key;
     fa_status status = make_key(models_dir, settings, &key, error);
     return status == FA_OK ? key_path(cache_dir, &key, path, size, error) : status;
-}
-
-/* The stored path of a source: relative to models_dir when below it. */
-static const char *relative_source(const char *path, const char *models_dir) {
-    size_t length = strlen(models_dir);
-    if (!strncmp(path, models_dir, length) && path[length] == '/') return path + length + 1;
-    return path;
 }
 
 /* Every source still has its recorded size and modification time. */
