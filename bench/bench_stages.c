@@ -1,5 +1,6 @@
 /* Per-stage benchmark: for each sample video (OpenFace's landmarks as input), the median time
- * per frame of every stage, its share, end-to-end frames/s, model-load time and peak memory.
+ * per frame of every stage, its share, end-to-end frames/s, model-load time (from text, with a
+ * cold and a warm model cache) and peak memory.
  * Usage: bench_stages [--track] [--loop N] [VIDEO [LANDMARKS.csv]] (default: the two sample
  * videos in ../shared with OpenFace's landmarks; --track: faceau's own detector and tracker;
  * --loop N: default.wmv repeated up to N times in one session, resident memory at the end). */
@@ -7,7 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "faceau.h"
 #include "features/fhog.h"
@@ -262,6 +265,73 @@ static void bench_fhog(void)
     fa_image_release(&face);
 }
 
+/* Median time of `runs` loads with settings (the cache file, when fresh is set, is removed
+ * before each load: a cold start). */
+static double load_milliseconds(const char *models_dir, const fa_settings_t *settings, int runs,
+                                int fresh)
+{
+    enum { MAX_RUNS = 16 };
+    double samples[MAX_RUNS];
+    for (int r = 0; r < runs && r < MAX_RUNS; r++) {
+        if (fresh && settings->cache_dir) {
+            char command[8300];
+            snprintf(command, sizeof command, "rm -f '%s'/models-*.cache", settings->cache_dir);
+            if (system(command) != 0) return -1;
+        }
+        fa_error_t error = {0};
+        fa_models_t *models = NULL;
+        double t0 = now();
+        if (fa_models_load(models_dir, settings, &models, &error) != FA_OK) {
+            fprintf(stderr, "bench: %s\n", error.message);
+            return -1;
+        }
+        samples[r] = now() - t0;
+        fa_models_free(models);
+    }
+    return 1e3 * median(samples, runs < MAX_RUNS ? runs : MAX_RUNS);
+}
+
+/* Startup without a cache, with an empty one (cold: the text models are read and the cache
+ * written) and with a warm one, measured in a child process so that the cold loads' memory does
+ * not count in the peak of the run that follows. Leaves a warm cache in cache_dir. */
+static int bench_startup(const char *models_dir, fa_settings_t settings, const char *cache_dir)
+{
+    enum { RUNS = 5 };
+    fflush(stdout);
+    pid_t child = fork();
+    if (child < 0) return 1;
+    if (child == 0) {
+        settings.cache_dir = NULL;
+        double text = load_milliseconds(models_dir, &settings, RUNS, 0);
+        settings.cache_dir = cache_dir;
+        double cold = load_milliseconds(models_dir, &settings, RUNS, 1);
+        printf("model load (medians of %d): text models, no cache %.1f ms; cold cache (text + "
+               "writing it) %.1f ms\n",
+               RUNS, text, cold);
+        fflush(stdout);
+        _exit(text < 0 || cold < 0);
+    }
+    int status = 0;
+    waitpid(child, &status, 0);
+    struct rusage usage;
+    getrusage(RUSAGE_CHILDREN, &usage);
+    printf("peak memory while loading from text: %.1f MB\n", usage.ru_maxrss / 1024.0);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return 1;
+    settings.cache_dir = cache_dir;
+    double warm = load_milliseconds(models_dir, &settings, RUNS, 0);
+    char command[8300];
+    snprintf(command, sizeof command, "du -k '%s' | tail -1", cache_dir);
+    FILE *du = popen(command, "r");
+    long kilobytes = 0;
+    if (du) {
+        if (fscanf(du, "%ld", &kilobytes) != 1) kilobytes = 0;
+        pclose(du);
+    }
+    printf("model load, warm cache: %.2f ms (median of %d); cache file %.1f MB\n", warm, RUNS,
+           kilobytes / 1024.0);
+    return warm < 0;
+}
+
 int main(int argc, char **argv)
 {
     int track = argc > 1 && strcmp(argv[1], "--track") == 0;
@@ -275,17 +345,23 @@ int main(int argc, char **argv)
         snprintf(default_models, sizeof default_models, "%s/models/openface", FACEAU_SHARED_DIR);
         models_dir = default_models;
     }
-    fa_error_t error = {0};
-    fa_models_t *models = NULL;
-    double t0 = now();
+    char cache_dir[] = "/tmp/faceau_bench_cache_XXXXXX";
+    if (!mkdtemp(cache_dir)) {
+        perror("bench: mkdtemp");
+        return 1;
+    }
     fa_settings_t settings;
     fa_default_settings(&settings);
     settings.tracker = track;
+    if (bench_startup(models_dir, settings, cache_dir) != 0) return 1;
+    /* The videos run with models from the warm cache, as a second run of faceau would. */
+    fa_error_t error = {0};
+    fa_models_t *models = NULL;
+    settings.cache_dir = cache_dir;
     if (fa_models_load(models_dir, &settings, &models, &error) != FA_OK) {
         fprintf(stderr, "bench: %s\n", error.message);
         return 1;
     }
-    printf("model load: %.1f ms\n", 1e3 * (now() - t0));
     bench_fhog();
     int failed = 0;
     if (loops > 0) {
@@ -317,7 +393,10 @@ int main(int argc, char **argv)
     }
     struct rusage usage;
     getrusage(RUSAGE_SELF, &usage);
-    printf("\npeak memory: %.1f MB\n", usage.ru_maxrss / 1024.0);
+    printf("\npeak memory (models from the warm cache): %.1f MB\n", usage.ru_maxrss / 1024.0);
     fa_models_free(models);
+    char command[256];
+    snprintf(command, sizeof command, "rm -rf '%s'", cache_dir);
+    failed |= system(command) != 0;
     return failed;
 }

@@ -79,7 +79,10 @@ typedef struct fa_settings {
     int tracker;          /* 1 (default): load the face detector and landmark tracker (model/);
                              0: landmarks always come from the caller */
     float fx, fy, cx, cy; /* camera intrinsics for pose; 0 = OpenFace's defaults for the size */
-    uint8_t reserved[64]; /* room to grow without breaking the ABI; keep zero */
+    const char *cache_dir; /* folder of the binary model cache (created if needed); NULL or "":
+                              no cache. fa_models_load then reads the text models once, stores
+                              what it built there, and later maps it in milliseconds */
+    uint8_t reserved[56]; /* room to grow without breaking the ABI; keep zero */
 } fa_settings_t;
 
 void fa_default_settings(fa_settings_t *settings);

@@ -2,7 +2,7 @@
 # Installs the Debian packages faceau builds with, when some are missing (needs root for that).
 set -eu
 packages="build-essential cmake ninja-build pkg-config libavformat-dev libavcodec-dev
-libswscale-dev libavutil-dev libjpeg-dev libpng-dev clang"
+libswscale-dev libavutil-dev libjpeg-dev libpng-dev clang libclang-rt-14-dev valgrind"
 missing=""
 for package in $packages; do
     dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" ||

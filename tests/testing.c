@@ -1,10 +1,45 @@
 #include "testing.h"
 
+#include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 int test_checks_failed, test_checks_passed;
+
+/* Every test process gets its own empty model cache folder in FACEAU_CACHE, which the faceau
+ * programs it runs inherit, removed when it exits: no test reads or writes the user's cache or
+ * depends on an earlier run's. */
+static char cache_dir[64];
+
+static void remove_cache_dir(void)
+{
+    DIR *folder = opendir(cache_dir);
+    if (!folder) return;
+    char path[sizeof cache_dir + 256];
+    for (struct dirent *entry; (entry = readdir(folder));) {
+        if (!strcmp(entry->d_name, ".") || !strcmp(entry->d_name, "..")) continue;
+        snprintf(path, sizeof path, "%s/%s", cache_dir, entry->d_name);
+        unlink(path);
+    }
+    closedir(folder);
+    rmdir(cache_dir);
+}
+
+__attribute__((constructor)) static void create_cache_dir(void)
+{
+    snprintf(cache_dir, sizeof cache_dir, "/tmp/faceau_test_cache_XXXXXX");
+    if (!mkdtemp(cache_dir)) {
+        cache_dir[0] = '\0';
+        setenv("FACEAU_CACHE", "", 1); /* no cache rather than the user's */
+        return;
+    }
+    setenv("FACEAU_CACHE", cache_dir, 1);
+    atexit(remove_cache_dir);
+}
+
+const char *test_cache_dir(void) { return cache_dir; }
 
 int test_finish(const char *name)
 {

@@ -37,6 +37,9 @@ int test_finish(const char *name);
  * default (../shared beside the repository). Returns a static buffer per call slot. */
 const char *test_shared_path(const char *relative);
 const char *test_models_dir(void); /* $FACEAU_MODELS or <shared>/models/openface */
+/* This test process's own model cache folder (also in $FACEAU_CACHE; "" if none could be
+ * made), empty at start and removed at exit. */
+const char *test_cache_dir(void);
 
 /* An OpenFace CSV read whole: the header's column names and all rows as doubles. */
 typedef struct test_csv {

@@ -26,6 +26,7 @@ typedef struct options {
     int input_count;
     const char *out_dir;
     const char *models_dir;
+    const char *cache_dir; /* --cache-dir; NULL: the default */
     unsigned flags;
     int quiet;
     int threads; /* threads in all; 0 = one per core */
@@ -52,7 +53,7 @@ static void usage(FILE *out)
     fputs("usage: faceau -f VIDEO [-f VIDEO ...] [-fdir FOLDER] -out_dir DIR\n"
           "              [--landmarks-from CSV] [-aus] [-pose] [-gaze] [-pdmparams] [-2Dfp]\n"
           "              [-3Dfp] [-hogalign] [-simalign] [-simscale S] [-simsize N] [-nomask]\n"
-          "              [-g] [-au_static] [--models DIR] [-q]\n"
+          "              [-g] [-au_static] [--models DIR] [--cache-dir DIR] [-q]\n"
           "Computes OpenFace 2.2's facial Action Units. Writes DIR/<name>.csv and, when asked\n"
           "(or when no output flag is given), DIR/<name>.hog and DIR/<name>_aligned/.\n"
           "  -f VIDEO              a video file (repeat for several)\n"
@@ -70,6 +71,10 @@ static void usage(FILE *out)
           "                        processed at once, one input uses them in its pipeline\n"
           "  --models DIR          OpenFace's model folder (holding AU_predictors/ and model/);\n"
           "                        default: $FACEAU_MODELS\n"
+          "  --cache-dir DIR       where the binary model cache goes (built on first use, then\n"
+          "                        loaded in milliseconds); \"\" for none. Default:\n"
+          "                        $FACEAU_CACHE, else $XDG_CACHE_HOME/faceau, else\n"
+          "                        ~/.cache/faceau\n"
           "  -q                    no progress line\n",
           out);
 }
@@ -183,6 +188,9 @@ static int parse_arguments(int argc, char **argv, options_t *options)
         } else if (strcmp(arg, "--models") == 0) {
             if (!value) goto missing;
             options->models_dir = value, i++;
+        } else if (strcmp(arg, "--cache-dir") == 0) {
+            if (!value) goto missing;
+            options->cache_dir = value, i++;
         } else if (strcmp(arg, "-aus") == 0) {
             options->flags |= FA_OUTPUT_AUS;
         } else if (strcmp(arg, "-pdmparams") == 0) {
@@ -452,6 +460,22 @@ static int run_batch(options_t *options, const fa_models_t *models, int *failure
     return exit_code;
 }
 
+/* The model cache folder: --cache-dir, else $FACEAU_CACHE, else $XDG_CACHE_HOME/faceau, else
+ * ~/.cache/faceau; "" (given or in FACEAU_CACHE) means no cache. */
+static const char *cache_folder(const options_t *options, char *buffer, size_t size)
+{
+    if (options->cache_dir) return options->cache_dir;
+    const char *folder = getenv("FACEAU_CACHE");
+    if (folder) return folder;
+    const char *base = getenv("XDG_CACHE_HOME"), *suffix = "/faceau";
+    if (!base || base[0] != '/') {
+        base = getenv("HOME"), suffix = "/.cache/faceau";
+        if (!base || !base[0]) return "";
+    }
+    int written = snprintf(buffer, size, "%s%s", base, suffix);
+    return written > 0 && (size_t)written < size ? buffer : "";
+}
+
 int main(int argc, char **argv)
 {
     options_t *options = malloc(sizeof *options);
@@ -471,6 +495,8 @@ int main(int argc, char **argv)
     options->settings.tracker = 0;
     for (int i = 0; i < options->input_count; i++)
         if (!options->inputs[i].landmarks) options->settings.tracker = 1;
+    char cache_buffer[4096];
+    options->settings.cache_dir = cache_folder(options, cache_buffer, sizeof cache_buffer);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     fa_error_t error = {0};

@@ -128,3 +128,27 @@ void fa_image_fill(fa_image_t *image, uint8_t value)
         memset(image->data + (ptrdiff_t)y * image->stride, value,
                (size_t)image->width * (size_t)image->channels);
 }
+
+void fa_image_orient(const fa_image_t *in, int orientation, fa_image_t *out)
+{
+    const int width = in->width, height = in->height, channels = in->channels;
+    for (int y = 0; y < out->height; y++) {
+        uint8_t *row = out->data + (ptrdiff_t)y * out->stride;
+        for (int x = 0; x < out->width; x++) {
+            int sx = x, sy = y; /* the input pixel shown at (x, y) */
+            switch (orientation) {
+            case 2: sx = width - 1 - x; break;
+            case 3: sx = width - 1 - x, sy = height - 1 - y; break;
+            case 4: sy = height - 1 - y; break;
+            case 5: sx = y, sy = x; break;
+            case 6: sx = y, sy = height - 1 - x; break;
+            case 7: sx = width - 1 - y, sy = height - 1 - x; break;
+            case 8: sx = width - 1 - y, sy = x; break;
+            default: break;
+            }
+            memcpy(row + (ptrdiff_t)x * channels,
+                   in->data + (ptrdiff_t)sy * in->stride + (ptrdiff_t)sx * channels,
+                   (size_t)channels);
+        }
+    }
+}

@@ -20,4 +20,14 @@ void fa_image_bgr_to_gray_reference(const fa_image_t *bgr, fa_image_t *gray);
 
 void fa_image_fill(fa_image_t *image, uint8_t value);
 
+/* EXIF orientations (1 = as stored; 2 mirrored; 3 rotated 180 degrees; 4 flipped; 5 transposed;
+ * 6 to be rotated 90 degrees clockwise for display; 7 transversed; 8 rotated 90 degrees
+ * counter-clockwise): out, of the displayed size (width and height swapped for 5-8) and the same
+ * channels, receives the image as it is meant to be seen. */
+void fa_image_orient(const fa_image_t *in, int orientation, fa_image_t *out);
+static inline int fa_orientation_swaps_sides(int orientation)
+{
+    return orientation >= 5 && orientation <= 8;
+}
+
 #endif

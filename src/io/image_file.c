@@ -10,6 +10,7 @@
 #include <jpeglib.h>
 #include <png.h>
 
+#include "core/image.h"
 #include "io/bmp.h"
 
 enum { MAX_IMAGE_PIXELS = 1 << 28 };
@@ -47,7 +48,35 @@ static void jpeg_fail(j_common_ptr info)
 
 static void jpeg_silence(j_common_ptr info, int level) { (void)info, (void)level; }
 
-static fa_status read_jpeg(FILE *file, const char *path, fa_image_t *image, fa_error_t *error)
+/* The orientation tag (0x0112) of an APP1 Exif segment, or 1. Every offset is checked against
+ * the segment. */
+static int exif_orientation(const unsigned char *data, unsigned length)
+{
+    if (length < 14 || memcmp(data, "Exif\0\0", 6) != 0) return 1;
+    const unsigned char *tiff = data + 6;
+    unsigned size = length - 6;
+    int little = tiff[0] == 'I' && tiff[1] == 'I';
+    if (!little && !(tiff[0] == 'M' && tiff[1] == 'M')) return 1;
+#define U16(p) (little ? (unsigned)(p)[0] | (unsigned)(p)[1] << 8 : (unsigned)(p)[0] << 8 | (p)[1])
+#define U32(p) (little ? U16(p) | U16((p) + 2) << 16 : U16(p) << 16 | U16((p) + 2))
+    unsigned ifd = U32(tiff + 4);
+    if (ifd > size - 2 || size < 8) return 1;
+    unsigned entries = U16(tiff + ifd);
+    for (unsigned i = 0; i < entries; i++) {
+        unsigned entry = ifd + 2 + 12 * i;
+        if (entry > size - 12) break;
+        if (U16(tiff + entry) == 0x0112 && U16(tiff + entry + 2) == 3) { /* SHORT */
+            unsigned value = U16(tiff + entry + 8);
+            return value >= 1 && value <= 8 ? (int)value : 1;
+        }
+    }
+#undef U32
+#undef U16
+    return 1;
+}
+
+static fa_status read_jpeg(FILE *file, const char *path, fa_image_t *image, int *orientation,
+                           fa_error_t *error)
 {
     struct jpeg_decompress_struct info;
     jpeg_failure_t failure;
@@ -62,7 +91,14 @@ static fa_status read_jpeg(FILE *file, const char *path, fa_image_t *image, fa_e
     }
     jpeg_create_decompress(&info);
     jpeg_stdio_src(&info, file);
+    jpeg_save_markers(&info, JPEG_APP0 + 1, 0xffff);
     jpeg_read_header(&info, TRUE);
+    /* imread applies the EXIF orientation unless told not to (IMREAD_IGNORE_ORIENTATION). */
+    for (jpeg_saved_marker_ptr marker = info.marker_list; marker; marker = marker->next)
+        if (marker->marker == JPEG_APP0 + 1) {
+            *orientation = exif_orientation(marker->data, marker->data_length);
+            if (*orientation != 1) break;
+        }
     int gray = info.num_components == 1;
     /* As OpenCV: libjpeg-turbo converts straight to BGR; gray is replicated afterwards. */
     info.out_color_space = gray ? JCS_GRAYSCALE : JCS_EXT_BGR;
@@ -130,11 +166,13 @@ static fa_status read_png(FILE *file, const char *path, fa_image_t *image, fa_er
     png_set_expand_gray_1_2_4_to_8(png);
     png_set_gray_to_rgb(png);
     png_set_bgr(png);
+    int passes = png_set_interlace_handling(png); /* interlaced files come in 7 passes */
     png_read_update_info(png, info);
     fa_status status = ensure_image(image, (int)width, (int)height, error);
     if (status == FA_OK) {
-        for (png_uint_32 y = 0; y < height; y++)
-            png_read_row(png, image->data + (ptrdiff_t)y * image->stride, NULL);
+        for (int pass = 0; pass < passes; pass++)
+            for (png_uint_32 y = 0; y < height; y++)
+                png_read_row(png, image->data + (ptrdiff_t)y * image->stride, NULL);
         png_read_end(png, NULL);
     }
     png_destroy_read_struct(&png, &info, NULL);
@@ -150,7 +188,20 @@ fa_status fa_image_file_read(const char *path, fa_image_t *image, fa_error_t *er
     rewind(file);
     fa_status status;
     if (got >= 3 && magic[0] == 0xff && magic[1] == 0xd8 && magic[2] == 0xff) {
-        status = read_jpeg(file, path, image, error);
+        int orientation = 1;
+        status = read_jpeg(file, path, image, &orientation, error);
+        if (status == FA_OK && orientation != 1) {
+            fa_image_t stored = *image; /* a rotated photo: turned into a new buffer */
+            int swap = fa_orientation_swaps_sides(orientation);
+            status = fa_image_allocate(image, swap ? stored.height : stored.width,
+                                       swap ? stored.width : stored.height, 3, error);
+            if (status == FA_OK) {
+                fa_image_orient(&stored, orientation, image);
+                fa_image_release(&stored);
+            } else {
+                *image = stored;
+            }
+        }
     } else if (got == 8 && png_sig_cmp(magic, 0, 8) == 0) {
         status = read_png(file, path, image, error);
     } else if (got >= 2 && magic[0] == 'B' && magic[1] == 'M') {

@@ -2,6 +2,7 @@
  * backend does (sws_scale, SWS_BICUBIC, same size), so frames match what OpenFace saw; single
  * images; folders of images in name order. */
 #include <dirent.h>
+#include <math.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,11 +10,13 @@
 
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
+#include <libavutil/display.h>
 #include <libavutil/imgutils.h>
 #include <libswscale/swscale.h>
 
 #include "core/error.h"
 #include "core/file.h"
+#include "core/image.h"
 #include "io/image_file.h"
 
 typedef struct video_state {
@@ -25,6 +28,8 @@ typedef struct video_state {
     int stream_index;
     int draining, finished;
     double fps;
+    int orientation;  /* EXIF-style (1, 3, 6, 8) from the stream's display matrix */
+    fa_image_t upright; /* the decoded frame before it is turned, when orientation != 1 */
 } video_state_t;
 
 struct fa_source {
@@ -42,6 +47,30 @@ static fa_status av_failure(fa_error_t *error, const char *path, const char *wha
     char reason[AV_ERROR_MAX_STRING_SIZE] = {0};
     av_strerror(code, reason, sizeof reason);
     return fa_error_set(error, FA_ERROR_INPUT, "%s: %s: %s", path, what, reason);
+}
+
+/* The turn players apply from the display matrix (phones record sideways and tag the stream):
+ * as ffmpeg's autorotate, the matrix's counter-clockwise angle rounded to a quarter turn. */
+static int display_orientation(const AVStream *stream)
+{
+    const int32_t *matrix = NULL;
+#if LIBAVFORMAT_VERSION_MAJOR >= 61
+    const AVPacketSideData *side = av_packet_side_data_get(
+        stream->codecpar->coded_side_data, stream->codecpar->nb_coded_side_data,
+        AV_PKT_DATA_DISPLAYMATRIX);
+    if (side && side->size >= 9 * sizeof(int32_t)) matrix = (const int32_t *)side->data;
+#else
+    size_t size = 0;
+    const uint8_t *data = av_stream_get_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, &size);
+    if (data && size >= 9 * sizeof(int32_t)) matrix = (const int32_t *)data;
+#endif
+    if (!matrix) return 1;
+    double angle = -av_display_rotation_get(matrix); /* clockwise degrees to display */
+    if (angle != angle) return 1;                   /* NaN: a degenerate matrix */
+    long quarter = lround(angle / 90.0) % 4;
+    if (quarter < 0) quarter += 4;
+    static const int orientations[4] = {1, 6, 3, 8};
+    return orientations[quarter];
 }
 
 static fa_status open_video(fa_source_t *source, fa_error_t *error)
@@ -70,6 +99,7 @@ static fa_status open_video(fa_source_t *source, fa_error_t *error)
     code = avcodec_parameters_to_context(video->decoder, stream->codecpar);
     if (code >= 0) code = avcodec_open2(video->decoder, codec, NULL);
     if (code < 0) return av_failure(error, path, "cannot open the decoder", code);
+    video->orientation = display_orientation(stream);
     AVRational rate = av_guess_frame_rate(video->format, stream, NULL);
     video->fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
     return FA_OK;
@@ -80,24 +110,33 @@ static void close_video(video_state_t *video)
     sws_freeContext(video->scaler);
     av_frame_free(&video->decoded);
     av_packet_free(&video->packet);
+    fa_image_release(&video->upright);
     avcodec_free_context(&video->decoder);
     avformat_close_input(&video->format);
 }
 
-/* Converts the decoded frame into source->frame (BGR). */
+/* (Re)allocates image to width x height BGR when its size differs. */
+static fa_status ensure_size(fa_image_t *image, int width, int height, fa_error_t *error)
+{
+    if (image->data && image->width == width && image->height == height) return FA_OK;
+    fa_image_release(image);
+    return fa_image_allocate(image, width, height, 3, error);
+}
+
+/* Converts the decoded frame into source->frame (BGR), turned upright when the stream says so. */
 static fa_status convert_frame(fa_source_t *source, fa_error_t *error)
 {
     video_state_t *video = &source->video;
     AVFrame *decoded = video->decoded;
     if (decoded->width <= 0 || decoded->height <= 0)
         return fa_error_set(error, FA_ERROR_INPUT, "%s: frame without size", source->path);
-    if (!source->frame.data || source->frame.width != decoded->width ||
-        source->frame.height != decoded->height) {
-        fa_image_release(&source->frame);
-        fa_status status =
-            fa_image_allocate(&source->frame, decoded->width, decoded->height, 3, error);
-        if (status != FA_OK) return status;
-    }
+    int turned = video->orientation != 1, swap = fa_orientation_swaps_sides(video->orientation);
+    fa_image_t *target = turned ? &video->upright : &source->frame;
+    fa_status status = ensure_size(target, decoded->width, decoded->height, error);
+    if (status == FA_OK && turned)
+        status = ensure_size(&source->frame, swap ? decoded->height : decoded->width,
+                             swap ? decoded->width : decoded->height, error);
+    if (status != FA_OK) return status;
     video->scaler = sws_getCachedContext(video->scaler, decoded->width, decoded->height,
                                          (enum AVPixelFormat)decoded->format, decoded->width,
                                          decoded->height, AV_PIX_FMT_BGR24, SWS_BICUBIC, NULL,
@@ -105,10 +144,11 @@ static fa_status convert_frame(fa_source_t *source, fa_error_t *error)
     if (!video->scaler)
         return fa_error_set(error, FA_ERROR_INPUT, "%s: unsupported pixel format %d",
                             source->path, decoded->format);
-    uint8_t *planes[4] = {source->frame.data, NULL, NULL, NULL};
-    int strides[4] = {(int)source->frame.stride, 0, 0, 0};
+    uint8_t *planes[4] = {target->data, NULL, NULL, NULL};
+    int strides[4] = {(int)target->stride, 0, 0, 0};
     sws_scale(video->scaler, (const uint8_t *const *)decoded->data, decoded->linesize, 0,
               decoded->height, planes, strides);
+    if (turned) fa_image_orient(target, video->orientation, &source->frame);
     return FA_OK;
 }
 

@@ -105,10 +105,14 @@ static void kde_fill(float *table, int window, float sigma) {
     }
 }
 
+size_t fa_clnf_kde_size(int window) {
+    size_t grid = (size_t)grid_size(window);
+    return grid * grid * (size_t)window * (size_t)window;
+}
+
 static fa_status kde_add(fa_clnf_model_t *model, int window, float sigma, fa_error_t *error) {
     if (window == 0 || model->kde[window]) return FA_OK; /* the first sigma wins, as the cache */
-    int grid = grid_size(window);
-    size_t count = (size_t)grid * grid * window * window;
+    size_t count = fa_clnf_kde_size(window);
     model->kde[window] = malloc(count * sizeof *model->kde[window]);
     if (!model->kde[window]) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
     model->kde_sigma[window] = sigma;

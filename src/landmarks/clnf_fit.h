@@ -62,6 +62,8 @@ void fa_clnf_model_release(fa_clnf_model_t *model);
 /* The KDE table row for grid position (gx, gy) = (dx, dy) / 0.1 of a window (W^2 values,
  * row-major over the response map), or NULL. */
 const float *fa_clnf_kde_row(const fa_clnf_model_t *model, int window, int gx, int gy);
+/* Floats in the KDE table of a window (1 to FA_CLNF_MAX_WINDOW). */
+size_t fa_clnf_kde_size(int window);
 
 /* ---------------------------------------------------------------------------------------------
  * Response provider: what the CCNF patch experts give the fit for one scale. */

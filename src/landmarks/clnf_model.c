@@ -62,15 +62,6 @@ static fa_status resolve(char *out, const char *root, const char *location, fa_e
     return fa_path_join(out, PATH_SIZE, root, location, error);
 }
 
-static fa_status check_readable(const char *path, const char *named_by, fa_error_t *error) {
-    FILE *file = fopen(path, "rb");
-    if (!file)
-        return fa_error_set(error, FA_ERROR_IO, "%s (named in %s): cannot be opened", path,
-                            named_by);
-    fclose(file);
-    return FA_OK;
-}
-
 /* ---------------------------------------------------------------------------------------------
  * Parameters (LandmarkDetectorParameters.cpp init(), CLNF::Read's part overrides; §3.1) */
 
@@ -196,7 +187,7 @@ static fa_status parse_clnf_file(const char *path, const char *data, size_t size
             strcpy(lines->ccnf[lines->ccnf_count++], resolved);
         } else {
             /* Loaded but never used by OpenFace; a missing file still fails its load. */
-            status = check_readable(resolved, path, error);
+            status = fa_file_check_readable(resolved, path, error);
             if (status != FA_OK) return status;
         }
     }
@@ -361,7 +352,7 @@ static fa_status read_main_line(main_reader_t *reader, const char *line, size_t 
         return read_part_line(reader, line, length, position, location, line_number, error);
     } else if (!strcmp(module, "DetectionValidator")) {
         status = resolve(resolved, reader->root, location, error);
-        if (status == FA_OK) status = check_readable(resolved, reader->path, error);
+        if (status == FA_OK) status = fa_file_check_readable(resolved, reader->path, error);
         if (status != FA_OK) return status;
         strcpy(model->validator_path, resolved);
     }

@@ -297,9 +297,14 @@ fa_status fa_validator_parse(const char *data, size_t size, const char *name,
         fa_validator_release(validator);
         return status;
     }
+    fa_validator_choose_kernel(validator);
+    return FA_OK;
+}
+
+void fa_validator_choose_kernel(fa_validator_t *validator)
+{
     fa_validator_cnn_convolve_fn fast = fa_validator_cnn_convolve_avx2();
     validator->convolve = fast ? fast : fa_validator_cnn_convolve_c;
-    return FA_OK;
 }
 
 fa_status fa_validator_load(const char *path, fa_validator_t *validator, fa_error_t *error)

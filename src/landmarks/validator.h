@@ -90,6 +90,8 @@ fa_status fa_validator_parse(const char *data, size_t size, const char *name,
                              fa_validator_t *validator, fa_error_t *error);
 fa_status fa_validator_load(const char *path, fa_validator_t *validator, fa_error_t *error);
 void fa_validator_release(fa_validator_t *validator);
+/* Sets convolve to the fastest kernel this CPU has (the parser does; so does the model cache). */
+void fa_validator_choose_kernel(fa_validator_t *validator);
 
 /* The view nearest to orientation (rx, ry, rz in radians; ties to the lower index). */
 int fa_validator_view_index(const fa_validator_t *validator, const float orientation[3]);

@@ -58,25 +58,36 @@ fa_status fa_face_models_load(const char *model_dir, int threads, fa_face_models
         fa_clnf_detector_settings(&models->set.main, &settings);
         status = fa_clnf_model_init(&models->fit_main, &models->set.main.pdm, &settings, error);
     }
-    fa_clnf_system_t *system = &models->system;
-    system->main = &models->fit_main;
     for (int i = 0; status == FA_OK && i < models->set.part_count; i++) {
         const fa_clnf_set_part_t *part = &models->set.parts[i];
         fa_clnf_detector_settings(&part->detector, &settings);
         status = fa_clnf_model_init(&models->fit_parts[i], &part->detector.pdm, &settings, error);
+    }
+    if (status == FA_OK) fa_face_models_link(models);
+    if (status != FA_OK) fa_face_models_release(models);
+    return status;
+}
+
+void fa_face_models_link(fa_face_models_t *models)
+{
+    fa_clnf_system_t *system = &models->system;
+    memset(system, 0, sizeof *system);
+    models->fit_main.pdm = &models->set.main.pdm;
+    system->main = &models->fit_main;
+    for (int i = 0; i < models->set.part_count; i++) {
+        const fa_clnf_set_part_t *part = &models->set.parts[i];
+        models->fit_parts[i].pdm = &part->detector.pdm;
         system->parts[i].model = &models->fit_parts[i];
         system->parts[i].mapping_count = part->pair_count;
         memcpy(system->parts[i].mapping, part->pairs, sizeof part->pairs[0] * (size_t)part->pair_count);
-        system->part_count = i + 1;
     }
+    system->part_count = models->set.part_count;
     const fa_clnf_parameters_t *main_parameters = &models->set.main.parameters;
     system->refine_hierarchical = main_parameters->refine_hierarchical;
     system->validate_detections = main_parameters->validate_detections;
     system->validation_boundary = main_parameters->validation_boundary;
     system->reinit_video_every = 2; /* OpenFace's default */
     fa_eye_parts_find(&models->set, &models->eyes);
-    if (status != FA_OK) fa_face_models_release(models);
-    return status;
 }
 
 void fa_face_models_release(fa_face_models_t *models)

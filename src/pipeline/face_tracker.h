@@ -31,6 +31,10 @@ fa_status fa_face_models_load(const char *model_dir, int threads, fa_face_models
                               fa_error_t *error);
 void fa_face_models_release(fa_face_models_t *models);
 
+/* Points the fitter's system and models at the loaded model set (done by fa_face_models_load;
+ * the model cache calls it after restoring the rest). */
+void fa_face_models_link(fa_face_models_t *models);
+
 /* One frame's tracking result, as FeatureExtraction writes it. */
 typedef struct fa_tracked_face {
     int success;       /* DetectLandmarksInVideo's return value: the CSV "success" */

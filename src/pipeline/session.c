@@ -15,6 +15,7 @@
 #include "features/geometry.h"
 #include "pdm/pdm.h"
 #include "pipeline/face_tracker.h"
+#include "pipeline/model_cache.h"
 #include "pose/pose.h"
 
 enum { PATH_SIZE = 4096 };
@@ -26,6 +27,7 @@ struct fa_models {
     fa_pdm_t pdm;
     fa_triangulation_t triangulation;
     fa_face_models_t *faces; /* detector and tracker; NULL when not loaded */
+    fa_model_cache_t *cache; /* when restored from the cache: owns all of the above */
 };
 
 struct fa_session {
@@ -76,19 +78,11 @@ void fa_default_settings(fa_settings_t *settings)
     settings->tracker = 1;
 }
 
-fa_status fa_models_load(const char *models_dir, const fa_settings_t *settings,
-                         fa_models_t **out, fa_error_t *error)
+/* OpenFace's text models: the AU predictors, their PDM and triangulation, and (with the tracker)
+ * the detector, the CLNF model set and the validator. */
+static fa_status load_text_models(const char *models_dir, const fa_settings_t *settings,
+                                  fa_models_t *models, fa_error_t *error)
 {
-    *out = NULL;
-    fa_settings_t defaults;
-    if (!settings) {
-        fa_default_settings(&defaults);
-        settings = &defaults;
-    }
-    if (!models_dir || !models_dir[0])
-        return fa_error_set(error, FA_ERROR_ARGUMENT, "no models folder given");
-    fa_models_t *models = calloc(1, sizeof *models);
-    if (!models) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
     char au_dir[PATH_SIZE], pdm_path[PATH_SIZE], triangulation_path[PATH_SIZE];
     fa_status status = fa_path_join(au_dir, sizeof au_dir, models_dir, "AU_predictors", error);
     if (status == FA_OK)
@@ -96,6 +90,10 @@ fa_status fa_models_load(const char *models_dir, const fa_settings_t *settings,
                                    sizeof pdm_path, triangulation_path, sizeof triangulation_path,
                                    error);
     if (status == FA_OK) status = fa_pdm_load(pdm_path, &models->pdm, error);
+    if (status == FA_OK && (models->pdm.point_count != FA_NUM_LANDMARKS ||
+                            models->pdm.mode_count != FA_NUM_PDM_MODES))
+        status = fa_error_set(error, FA_ERROR_MODEL, "%s: expected a 68-point, 34-mode PDM",
+                              pdm_path);
     if (status == FA_OK)
         status = fa_triangulation_load(triangulation_path, &models->triangulation, error);
     if (status == FA_OK && settings->tracker) {
@@ -111,10 +109,37 @@ fa_status fa_models_load(const char *models_dir, const fa_settings_t *settings,
             models->faces = NULL;
         }
     }
-    if (status == FA_OK && (models->pdm.point_count != FA_NUM_LANDMARKS ||
-                            models->pdm.mode_count != FA_NUM_PDM_MODES))
-        status = fa_error_set(error, FA_ERROR_MODEL, "%s: expected a 68-point, 34-mode PDM",
-                              pdm_path);
+    return status;
+}
+
+fa_status fa_models_load(const char *models_dir, const fa_settings_t *settings,
+                         fa_models_t **out, fa_error_t *error)
+{
+    *out = NULL;
+    fa_settings_t defaults;
+    if (!settings) {
+        fa_default_settings(&defaults);
+        settings = &defaults;
+    }
+    if (!models_dir || !models_dir[0])
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "no models folder given");
+    fa_models_t *models = calloc(1, sizeof *models);
+    if (!models) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    fa_status status = FA_OK;
+    fa_model_slots_t slots = {&models->au, &models->pdm, &models->triangulation, &models->faces};
+    const char *cache_dir = settings->cache_dir && settings->cache_dir[0] ? settings->cache_dir
+                                                                          : NULL;
+    if (!cache_dir || fa_model_cache_load(cache_dir, models_dir, settings, &slots, &models->cache,
+                                          NULL) != FA_MODEL_CACHE_HIT) {
+        /* The cache, when there is one, lists the files the text readers open. */
+        fa_file_log_t sources = {0};
+        fa_file_log_t *outer = cache_dir ? fa_file_log_attach(&sources) : NULL;
+        status = load_text_models(models_dir, settings, models, error);
+        if (cache_dir) fa_file_log_attach(outer);
+        if (status == FA_OK && cache_dir)
+            fa_model_cache_store(cache_dir, models_dir, settings, &sources, &slots, NULL);
+        fa_file_log_release(&sources);
+    }
     if (status != FA_OK) {
         fa_models_free(models);
         return status;
@@ -126,11 +151,15 @@ fa_status fa_models_load(const char *models_dir, const fa_settings_t *settings,
 void fa_models_free(fa_models_t *models)
 {
     if (!models) return;
-    fa_au_models_free(models->au);
-    if (models->faces) fa_face_models_release(models->faces);
-    free(models->faces);
-    fa_pdm_release(&models->pdm);
-    fa_triangulation_release(&models->triangulation);
+    if (models->cache) {
+        fa_model_cache_close(models->cache); /* owns every restored structure */
+    } else {
+        fa_au_models_free(models->au);
+        if (models->faces) fa_face_models_release(models->faces);
+        free(models->faces);
+        fa_pdm_release(&models->pdm);
+        fa_triangulation_release(&models->triangulation);
+    }
     free(models);
 }
 
