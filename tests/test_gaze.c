@@ -16,8 +16,7 @@
 
 static unsigned case_state;
 
-static float case_uniform(double low, double high)
-{
+static float case_uniform(double low, double high) {
     case_state ^= case_state << 13;
     case_state ^= case_state >> 17;
     case_state ^= case_state << 5;
@@ -27,10 +26,10 @@ static float case_uniform(double low, double high)
 /* Case c: head rotation, each eye model's 28 3D points (X.., Y.., Z..), the face's 68. The iris
  * points scatter around the middle of the eye corners; in case 5 so widely that both rays miss
  * their eyeballs (OpenFace then takes the point (0, 0, -1)). */
-static void gaze_case(int c, float rotation[3], float eyes[2][84], float face[204])
-{
+static void gaze_case(int c, float rotation[3], float eyes[2][84], float face[204]) {
     case_state = 2463534242u + 7919u * (unsigned)c;
-    for (int k = 0; k < 3; k++) rotation[k] = case_uniform(-0.6, 0.6);
+    for (int k = 0; k < 3; k++)
+        rotation[k] = case_uniform(-0.6, 0.6);
     float tx = case_uniform(-120, 120), ty = case_uniform(-120, 120), tz = case_uniform(300, 1200);
     for (int i = 0; i < 68; i++) {
         face[i] = tx + case_uniform(-70, 70);
@@ -43,8 +42,8 @@ static void gaze_case(int c, float rotation[3], float eyes[2][84], float face[20
         for (int axis = 0; axis < 3; axis++) {
             float middle = (face[68 * axis + a] + face[68 * axis + a + 3]) / 2;
             for (int i = 0; i < 28; i++)
-                eyes[e][28 * axis + i] = middle + (axis < 2 ? case_uniform(-spread, spread)
-                                                            : case_uniform(-12, 2));
+                eyes[e][28 * axis + i] =
+                    middle + (axis < 2 ? case_uniform(-spread, spread) : case_uniform(-12, 2));
         }
     }
 }
@@ -66,8 +65,7 @@ static const expected_t EXPECTED[8] = {
 };
 /* clang-format on */
 
-static void test_against_openface(void)
-{
+static void test_against_openface(void) {
     for (int c = 0; c < 8; c++) {
         float rotation[3], eyes[2][84], face[204], gaze[2][3], angle[2];
         gaze_case(c, rotation, eyes, face);
@@ -87,30 +85,27 @@ static void test_against_openface(void)
 /* ---------------------------------------------------------------------------------------------
  * The eye fields of fa_frame_result_t through a session. */
 
-static int all_zero(const float *values, int count)
-{
+static int all_zero(const float *values, int count) {
     for (int i = 0; i < count; i++)
         if (values[i] != 0) return 0;
     return 1;
 }
 
-static int gaze_zero(const fa_frame_result_t *r)
-{
+static int gaze_zero(const fa_frame_result_t *r) {
     return all_zero(r->gaze_0, 3) && all_zero(r->gaze_1, 3) && all_zero(r->gaze_angle, 2);
 }
 
 static float camera_fx, camera_cx; /* OpenFace's default intrinsics for the test frames */
 
-static void check_face_frame(const fa_frame_result_t *r)
-{
+static void check_face_frame(const fa_frame_result_t *r) {
     enum { N = FA_NUM_EYE_LANDMARKS, M = FA_NUM_LANDMARKS };
     CHECK(r->success == 1, "no face found in the image");
     CHECK(r->eye_landmark_count == N, "%d eye landmarks", r->eye_landmark_count);
     const float *vectors[2] = {r->gaze_0, r->gaze_1};
     for (int e = 0; e < 2; e++) {
-        double length = sqrt((double)vectors[e][0] * vectors[e][0] +
-                             (double)vectors[e][1] * vectors[e][1] +
-                             (double)vectors[e][2] * vectors[e][2]);
+        double length =
+            sqrt((double)vectors[e][0] * vectors[e][0] + (double)vectors[e][1] * vectors[e][1] +
+                 (double)vectors[e][2] * vectors[e][2]);
         CHECK(fabs(length - 1) < 1e-6, "gaze_%d has length %g", e, length);
         CHECK(vectors[e][2] < -0.8f, "gaze_%d does not face the camera: z %g", e, vectors[e][2]);
     }
@@ -130,7 +125,8 @@ static void check_face_frame(const fa_frame_result_t *r)
     }
     /* GetShape back-projects the 2D points at their depth. */
     for (int i = 0; i < N; i++) {
-        float x = r->eye_landmarks[i], X = r->eye_landmarks_3d[i], Z = r->eye_landmarks_3d[2 * N + i];
+        float x = r->eye_landmarks[i], X = r->eye_landmarks_3d[i],
+              Z = r->eye_landmarks_3d[2 * N + i];
         CHECK(fabs(X - Z * (x - camera_cx) / camera_fx) < 1e-3, "eye point %d: x %g X %g Z %g", i,
               x, X, Z);
     }
@@ -139,8 +135,7 @@ static void check_face_frame(const fa_frame_result_t *r)
           r->gaze_angle[0]);
 }
 
-static void test_session(void)
-{
+static void test_session(void) {
     fa_error_t error = {0};
     fa_models_t *models = NULL;
     fa_session_t *session = NULL;
@@ -209,8 +204,7 @@ done:
     fa_models_free(models);
 }
 
-int main(void)
-{
+int main(void) {
     test_against_openface();
     test_session();
     return test_finish("test_gaze");

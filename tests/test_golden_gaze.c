@@ -43,8 +43,7 @@ static const group_t groups[GROUPS] = {
 
 static char work_dir[256];
 
-static int group_of(const char *column)
-{
+static int group_of(const char *column) {
     if (strncmp(column, "gaze_angle_", 11) == 0) return GAZE_ANGLES;
     if (strncmp(column, "gaze_", 5) == 0) return GAZE_VECTORS;
     if (strncmp(column, "eye_lmk_", 8) != 0) return -1;
@@ -53,13 +52,13 @@ static int group_of(const char *column)
 }
 
 /* The column of the other eye: gaze_0 <-> gaze_1, eye_lmk_*_k <-> eye_lmk_*_(k +- 28). */
-static void other_eye(const char *column, char *out, size_t size)
-{
+static void other_eye(const char *column, char *out, size_t size) {
     if (strncmp(column, "gaze_0", 6) == 0 || strncmp(column, "gaze_1", 6) == 0)
         snprintf(out, size, "gaze_%c%s", column[5] == '0' ? '1' : '0', column + 6);
     else if (strncmp(column, "eye_lmk_", 8) == 0)
         snprintf(out, size, "eye_lmk_%c_%d", column[8], (atoi(column + 10) + 28) % 56);
-    else snprintf(out, size, "%s", column);
+    else
+        snprintf(out, size, "%s", column);
 }
 
 typedef struct group_stats {
@@ -71,8 +70,7 @@ typedef struct group_stats {
 /* Compares OpenFace's gaze and eye columns with ours (with swap, ours read with the eyes
  * exchanged); returns a bitmask of the groups out of bounds and prints a table when report. */
 static unsigned compare(const char *name, const test_csv_t *ours, const test_csv_t *theirs,
-                        int swap, int report)
-{
+                        int swap, int report) {
     group_stats_t stats[GROUPS] = {{0}};
     unsigned failed = 0;
     int rows = ours->rows < theirs->rows ? ours->rows : theirs->rows;
@@ -80,8 +78,10 @@ static unsigned compare(const char *name, const test_csv_t *ours, const test_csv
         int g = group_of(theirs->names[c]);
         if (g < 0) continue;
         char column[64];
-        if (swap) other_eye(theirs->names[c], column, sizeof column);
-        else snprintf(column, sizeof column, "%s", theirs->names[c]);
+        if (swap)
+            other_eye(theirs->names[c], column, sizeof column);
+        else
+            snprintf(column, sizeof column, "%s", theirs->names[c]);
         int mine = test_csv_column(ours, column);
         if (mine < 0 || rows == 0) {
             if (report) CHECK(0, "%s: column %s missing", name, column);
@@ -118,8 +118,7 @@ static unsigned compare(const char *name, const test_csv_t *ours, const test_csv
     return failed;
 }
 
-static int run_cli(const char *arguments)
-{
+static int run_cli(const char *arguments) {
     char command[8192];
     snprintf(command, sizeof command, "'%s' %s --models '%s' -q", FACEAU_CLI, arguments,
              test_models_dir());
@@ -128,22 +127,21 @@ static int run_cli(const char *arguments)
 }
 
 static void check_same_header(const char *name, const test_csv_t *ours, const test_csv_t *theirs,
-                              int columns)
-{
+                              int columns) {
     int same = ours->columns >= columns && theirs->columns >= columns;
     for (int c = 0; same && c < columns; c++) {
         same = strcmp(ours->names[c], theirs->names[c]) == 0;
-        if (!same) CHECK(0, "%s: column %d is %s, OpenFace's %s", name, c, ours->names[c],
-                         theirs->names[c]);
+        if (!same)
+            CHECK(0, "%s: column %d is %s, OpenFace's %s", name, c, ours->names[c],
+                  theirs->names[c]);
     }
     CHECK(same, "%s: header differs from OpenFace's in its first %d columns", name, columns);
 }
 
-static void check_input(const char *name, const char *input_flag, const char *input)
-{
+static void check_input(const char *name, const char *input_flag, const char *input) {
     char arguments[4096], ours_path[1024], theirs_path[4096];
-    snprintf(arguments, sizeof arguments, "%s '%s' -out_dir '%s/%s'", input_flag, input,
-             work_dir, name);
+    snprintf(arguments, sizeof arguments, "%s '%s' -out_dir '%s/%s'", input_flag, input, work_dir,
+             name);
     CHECK(run_cli(arguments) == 0, "%s: faceau failed", name);
     snprintf(ours_path, sizeof ours_path, "%s/%s/%s.csv", work_dir, name, name);
     snprintf(theirs_path, sizeof theirs_path, "%s/%s/%s.csv",
@@ -168,8 +166,7 @@ static void check_input(const char *name, const char *input_flag, const char *in
 
 /* -gaze alone: the base columns and the gaze block, as OpenFace writes them; and no gaze columns
  * for an input whose landmarks are given. */
-static void check_flags(void)
-{
+static void check_flags(void) {
     const char *folder = test_shared_path("data/images/image_sequence");
     char theirs_path[4096], path[1024], arguments[8192];
     snprintf(theirs_path, sizeof theirs_path, "%s/image_sequence/image_sequence.csv",
@@ -204,8 +201,7 @@ static void check_flags(void)
     }
 }
 
-int main(void)
-{
+int main(void) {
     strcpy(work_dir, "/tmp/faceau_gaze_XXXXXX");
     CHECK(mkdtemp(work_dir) != NULL, "cannot create a temporary folder");
     check_input("default", "-f", test_shared_path("data/videos/default.wmv"));

@@ -2,8 +2,7 @@
 
 #include <string.h>
 
-void fa_eye_parts_find(const fa_clnf_set_t *set, fa_eye_parts_t *eyes)
-{
+void fa_eye_parts_find(const fa_clnf_set_t *set, fa_eye_parts_t *eyes) {
     memset(eyes, 0, sizeof *eyes);
     int seen[FA_EYE_PARTS] = {0};
     for (int p = 0; p < set->part_count; p++) {
@@ -25,8 +24,7 @@ void fa_eye_parts_find(const fa_clnf_set_t *set, fa_eye_parts_t *eyes)
 }
 
 void fa_tracked_eyes_capture(const fa_eye_parts_t *parts, const fa_clnf_state_t *states,
-                             fa_tracked_eyes_t *eyes)
-{
+                             fa_tracked_eyes_t *eyes) {
     eyes->parts = parts;
     for (int e = 0; parts && e < parts->count; e++) {
         const fa_clnf_state_t *state = &states[parts->part[e]];
@@ -37,8 +35,7 @@ void fa_tracked_eyes_capture(const fa_eye_parts_t *parts, const fa_clnf_state_t 
 }
 
 void fa_eyes_result(const fa_tracked_eyes_t *eyes, const fa_camera_t *camera,
-                    fa_frame_result_t *result)
-{
+                    fa_frame_result_t *result) {
     const fa_eye_parts_t *parts = eyes->parts;
     result->eye_landmark_count = 0;
     memset(result->gaze_0, 0, sizeof result->gaze_0);

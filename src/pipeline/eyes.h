@@ -19,8 +19,8 @@ enum { FA_EYE_PARTS = 2, FA_EYE_PART_POINTS = FA_NUM_EYE_LANDMARKS / FA_EYE_PART
  * each, with 28 points. */
 typedef struct fa_eye_parts {
     int count;
-    int part[FA_EYE_PARTS];          /* index among the set's parts */
-    fa_gaze_eye side[FA_EYE_PARTS];  /* which eye each is (GazeAnalysis picks them by name) */
+    int part[FA_EYE_PARTS];         /* index among the set's parts */
+    fa_gaze_eye side[FA_EYE_PARTS]; /* which eye each is (GazeAnalysis picks them by name) */
     const fa_pdm_t *pdm[FA_EYE_PARTS];
 } fa_eye_parts_t;
 
