@@ -166,16 +166,21 @@ const char *fa_stage_name(fa_stage stage);
 void fa_session_stage_seconds(const fa_session_t *session, double seconds[FA_STAGE_COUNT]);
 
 /* AU values of every frame after OpenFace's offline post-processing (re-prediction with the final
- * running medians, per-AU offset, clipping, smoothing). Row-major, frame_count rows of
- * fa_models_au_count() values; owned by the session, valid until it is destroyed. */
+ * running medians, per-AU offset, clipping, smoothing), read frame by frame with
+ * fa_au_series_next: the per-frame history lives in a temporary file past a few thousand frames,
+ * so memory does not grow with the length of the video. */
 typedef struct fa_au_series {
     size_t frame_count;
-    int intensity_count, presence_count;
-    const double *intensity;
-    const double *presence;
+    int intensity_count, presence_count; /* fa_models_au_count() */
+    fa_session_t *session;               /* where the rows come from */
 } fa_au_series_t;
 
 fa_status fa_session_postprocess(fa_session_t *session, fa_au_series_t *series, fa_error_t *error);
+
+/* The next frame's values (intensity_count and presence_count of them, sorted-name order), from
+ * the first frame on; FA_ERROR_END after the last. */
+fa_status fa_au_series_next(fa_au_series_t *series, double *intensity, double *presence,
+                            fa_error_t *error);
 
 /* The aligned face for output (-simalign), with the session's aligned_* settings; the image is
  * owned by the session and valid until the next call. Call after fa_session_process. */
@@ -278,7 +283,7 @@ fa_status fa_output_write_frame(fa_output_t *output, const fa_frame_result_t *re
  * the last frame fa_output_finish rewrites the AU columns with the post-processed series, as
  * OpenFace does, and renames the files to <stem>.csv and <stem>.hog. A run that stops early keeps
  * its .part files (complete rows only). Then call fa_output_close. */
-fa_status fa_output_finish(fa_output_t *output, const fa_au_series_t *series, fa_error_t *error);
+fa_status fa_output_finish(fa_output_t *output, fa_au_series_t *series, fa_error_t *error);
 void fa_output_close(fa_output_t *output);
 
 /* The CSV written: <stem>.csv after a successful finish, else <stem>.csv.part. */

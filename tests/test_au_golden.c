@@ -12,6 +12,7 @@
 #include <time.h>
 
 #include "au/au.h"
+#include "au/au_internal.h"
 #include "core/file.h"
 #include "model/reader.h"
 #include "pdm/pdm.h"
@@ -62,11 +63,12 @@ static void build_geometry(const fa_pdm_t *pdm, const float *params_local, doubl
 
 /* Runs every frame through a state; returns the post-processed series (frames x count). */
 static int run_video(const fa_au_models_t *models, const test_hog_t *hog, const test_csv_t *csv,
-                     const fa_pdm_t *pdm, geometry_source source, double **intensity,
-                     double **presence) {
+                     const fa_pdm_t *pdm, geometry_source source, size_t history_block,
+                     double **intensity, double **presence) {
     fa_au_state_t *state = NULL;
     fa_error_t error = {0};
     if (fa_au_state_create(models, 0, &state, &error) != FA_OK) return -1;
+    if (history_block) fa_au_state_set_history_block(state, history_block);
     int success_column = test_csv_column(csv, "success");
     double geometry[FA_GEOMETRY_SIZE], r[FA_MAX_AUS], p[FA_MAX_AUS], spent = 0;
     double *times = malloc(sizeof(double) * (size_t)hog->frames + 1);
@@ -90,7 +92,7 @@ static int run_video(const fa_au_models_t *models, const test_hog_t *hog, const 
     size_t frames = 0;
     const double *ri = NULL, *pi = NULL;
     double start = seconds_now();
-    CHECK_OK(fa_au_state_postprocess(state, &frames, &ri, &pi, &error));
+    CHECK_OK(fa_au_state_postprocess_all(state, &frames, &ri, &pi, &error));
     printf("postprocess: %.1f us\n", (seconds_now() - start) * 1e6);
     int n0 = fa_au_models_count(models, 0), n1 = fa_au_models_count(models, 1);
     *intensity = malloc(sizeof(double) * frames * (size_t)n0 + 1);
@@ -170,15 +172,26 @@ static void check_video(const char *name, const char *expected_csv, int static_m
                                &error));
     if (models) CHECK_OK(fa_pdm_load(pdm_path, &pdm, &error));
     if (!loaded || !pdm.components || !models) return;
-    double *intensity = NULL, *presence = NULL;
-    int frames = run_video(models, &hog, &csv, &pdm, source, &intensity, &presence);
-    CHECK(frames == csv.rows, "frames %d", frames);
-    if (frames == csv.rows) {
-        compare_intensity(models, &expected, intensity, frames, limits);
-        compare_presence(models, &expected, presence, frames, limits);
+    /* The history spilled to its temporary file every 7 rows (blocks cut through the
+     * re-predicted frames, the offsets' passes and the smoothing windows) must give the bits the
+     * in-memory history gives, and both OpenFace's values. */
+    double *intensity = NULL, *presence = NULL, *spilled_intensity = NULL, *spilled_presence = NULL;
+    int frames = run_video(models, &hog, &csv, &pdm, source, 0, &intensity, &presence);
+    int spilled = run_video(models, &hog, &csv, &pdm, source, 7, &spilled_intensity,
+                            &spilled_presence);
+    CHECK(frames == csv.rows && spilled == frames, "frames %d, spilled %d", frames, spilled);
+    if (frames == csv.rows && spilled == frames) {
+        size_t n0 = (size_t)fa_au_models_count(models, 0), n1 = (size_t)fa_au_models_count(models, 1);
+        CHECK(memcmp(intensity, spilled_intensity, sizeof(double) * n0 * (size_t)frames) == 0 &&
+                  memcmp(presence, spilled_presence, sizeof(double) * n1 * (size_t)frames) == 0,
+              "%s: the spilled history gives other values than the in-memory one", name);
+        compare_intensity(models, &expected, spilled_intensity, frames, limits);
+        compare_presence(models, &expected, spilled_presence, frames, limits);
     }
     free(intensity);
     free(presence);
+    free(spilled_intensity);
+    free(spilled_presence);
     fa_pdm_release(&pdm);
     fa_au_models_free(models);
     test_hog_free(&hog);

@@ -275,7 +275,7 @@ static void check_reprediction(void) {
     CHECK(online_ok, "online correction: clipped raw values for 9 frames, then in [0, 5]");
     size_t frames = 0;
     const double *intensity = NULL, *presence = NULL;
-    CHECK_OK(fa_au_state_postprocess(state, &frames, &intensity, &presence, &error));
+    CHECK_OK(fa_au_state_postprocess_all(state, &frames, &intensity, &presence, &error));
     /* Direct re-prediction: (x - means - median) . w + b with the state's final medians. */
     double series[FRAMES], scratch[FRAMES], x[FA_AU_FEATURES];
     int bad = 0;

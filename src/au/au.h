@@ -35,10 +35,21 @@ fa_status fa_au_state_add_frame(fa_au_state_t *state, const float *hog, const do
                                 int success, double *intensity, double *presence,
                                 fa_error_t *error);
 
-/* Offline post-processing over every frame added (§8.6). The arrays (frame_count rows,
- * row-major, sorted-name order) are owned by the state and valid until it is freed. */
-fa_status fa_au_state_postprocess(fa_au_state_t *state, size_t *frame_count,
-                                  const double **intensity, const double **presence,
-                                  fa_error_t *error);
+/* Offline post-processing over every frame added (§8.6): the per-AU offsets and the
+ * re-prediction of the first successful frames; then fa_au_state_next_row gives the finished
+ * values frame by frame. Memory: one intensity column (8 bytes per frame) while an offset is
+ * computed, otherwise constant. */
+fa_status fa_au_state_postprocess(fa_au_state_t *state, size_t *frame_count, fa_error_t *error);
+
+/* The next frame's finished values (sorted-name order), from the first frame on;
+ * FA_ERROR_END after the last. */
+fa_status fa_au_state_next_row(fa_au_state_t *state, double *intensity, double *presence,
+                               fa_error_t *error);
+
+/* Both at once into frame_count-row matrices owned by the state (for tests: memory grows with
+ * the frames). */
+fa_status fa_au_state_postprocess_all(fa_au_state_t *state, size_t *frame_count,
+                                      const double **intensity, const double **presence,
+                                      fa_error_t *error);
 
 #endif

@@ -3,6 +3,7 @@
 #define FACEAU_AU_AU_INTERNAL_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 
 #include "au/au.h"
@@ -102,12 +103,17 @@ struct fa_au_state {
     double values[FA_AU_GROUPS][FA_MAX_AUS]; /* decision values, bias included */
     double plain[FA_AU_GROUPS][FA_MAX_AUS];  /* dynamic groups: (x - means) . w, no median */
 
-    /* History for the offline post-processing, one row per frame. Presence is kept as the sign
-     * of the decision value: the SVM output is its stored class for that sign. */
-    size_t frames, frame_capacity;
-    uint8_t *success;
-    double *intensity; /* frames x count[0]: raw values, 0 on failed frames */
-    uint8_t *positive; /* frames x count[1] */
+    /* History for the offline post-processing, one row per frame (fa_au_history_*): success,
+     * the presence signs (the SVM output is its stored class for that sign), the raw
+     * intensities (0 on failed frames). The last rows sit in memory; older blocks go to an
+     * unlinked temporary file, so memory stays constant however long the video. */
+    size_t frames;
+    size_t row_size;       /* bytes per row */
+    uint8_t *block;        /* FA_AU_HISTORY_BLOCK rows */
+    size_t block_rows;     /* rows in block */
+    size_t block_capacity; /* FA_AU_HISTORY_BLOCK, smaller in tests */
+    FILE *spill;           /* NULL until the first block is full */
+    size_t spilled;        /* rows in spill */
 
     /* Re-prediction data for the first FA_AU_MAX_INIT_FRAMES successful frames: instead of
      * OpenFace's 4702 features per frame, the dynamic models' (x - means) . w (see postprocess.c).
@@ -120,7 +126,28 @@ struct fa_au_state {
     int32_t *online_histogram;
     int online_count;
 
-    double *final_intensity, *final_presence; /* post-processing output */
+    /* Post-processing (postprocess.c): per-AU offsets, the re-predicted values of the first
+     * successful frames, and a window of 7 finished rows around the row being read. */
+    int finished;
+    double offsets[FA_MAX_AUS];
+    double *overrides;          /* init_frames x (count[0] + count[1]) */
+    size_t read_position;       /* rows of the history read so far */
+    size_t successes_read;      /* successful rows among them (override index) */
+    size_t next_row;            /* the next row fa_au_state_next_row gives */
+    double window[7][2][FA_MAX_AUS];
+    uint8_t window_success[7];
+    double *all_intensity, *all_presence; /* fa_au_state_postprocess_all (tests) */
 };
+
+enum { FA_AU_HISTORY_BLOCK = 4096 };
+
+/* Rows kept in memory before a block goes to the temporary file (tests use a few, to spill
+ * short inputs); call before the first frame. */
+void fa_au_state_set_history_block(fa_au_state_t *state, size_t rows);
+
+/* Row layout: success byte, count[1] sign bytes, padding to 8, count[0] doubles. */
+static inline size_t fa_au_history_row_size(const fa_au_models_t *models) {
+    return ((size_t)(1 + models->count[1]) + 7) / 8 * 8 + sizeof(double) * (size_t)models->count[0];
+}
 
 #endif

@@ -1,4 +1,5 @@
 /* Per-frame AU prediction (PIPELINE_SPEC §7, §8.3-§8.4; FaceAnalyser::AddNextFrame). */
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,13 +44,13 @@ void fa_au_state_free(fa_au_state_t *state) {
     if (!state) return;
     fa_running_median_release(&state->hog_median);
     fa_running_median_release(&state->geometry_median);
-    free(state->success);
-    free(state->intensity);
-    free(state->positive);
+    free(state->block);
+    if (state->spill) fclose(state->spill);
+    free(state->overrides);
+    free(state->all_intensity);
+    free(state->all_presence);
     free(state->init_sums);
     free(state->online_histogram);
-    free(state->final_intensity);
-    free(state->final_presence);
     free(state);
 }
 
@@ -108,21 +109,33 @@ static fa_status grow(void **array, size_t *capacity, size_t needed, size_t elem
     return FA_OK;
 }
 
-/* Makes room for one more frame in every history array. */
+/* Makes room for one more history row: a full block goes to the temporary file. */
+void fa_au_state_set_history_block(fa_au_state_t *state, size_t rows) {
+    if (!state->block && rows > 0) state->block_capacity = rows;
+}
+
 static fa_status reserve_frame(fa_au_state_t *state, fa_error_t *error) {
-    size_t needed = state->frames + 1, capacity = state->frame_capacity;
-    const fa_au_models_t *models = state->models;
-    if (needed <= capacity) return FA_OK;
-    size_t c0 = capacity, c1 = capacity, c2 = capacity;
-    fa_status status = grow((void **)&state->success, &c0, needed, 1, error);
-    if (status == FA_OK)
-        status = grow((void **)&state->intensity, &c1, needed,
-                      sizeof(double) * (size_t)(models->count[0] ? models->count[0] : 1), error);
-    if (status == FA_OK)
-        status = grow((void **)&state->positive, &c2, needed,
-                      (size_t)(models->count[1] ? models->count[1] : 1), error);
-    if (status == FA_OK) state->frame_capacity = c0;
-    return status;
+    if (!state->block) {
+        if (!state->block_capacity) state->block_capacity = FA_AU_HISTORY_BLOCK;
+        state->row_size = fa_au_history_row_size(state->models);
+        state->block = calloc(state->block_capacity, state->row_size);
+        if (!state->block) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory (AU history)");
+    }
+    if (state->block_rows < state->block_capacity) return FA_OK;
+    if (!state->spill) {
+        state->spill = tmpfile();
+        if (!state->spill)
+            return fa_error_set(error, FA_ERROR_IO,
+                                "cannot create a temporary file for the AU history: %s",
+                                strerror(errno));
+    }
+    if (fwrite(state->block, state->row_size, state->block_rows, state->spill) !=
+        state->block_rows)
+        return fa_error_set(error, FA_ERROR_IO, "cannot write the AU history: %s",
+                            strerror(errno));
+    state->spilled += state->block_rows;
+    state->block_rows = 0;
+    return FA_OK;
 }
 
 /* Room for one more re-prediction row, reserved before the state changes. */
@@ -145,15 +158,18 @@ static void store_init_frame(fa_au_state_t *state) {
 /* Writes the sorted outputs and appends the frame to the history. */
 static void record(fa_au_state_t *state, int success, double *intensity, double *presence) {
     const fa_au_models_t *models = state->models;
-    size_t frame = state->frames++;
-    state->success[frame] = (uint8_t)success;
-    double *history = state->intensity + frame * (size_t)models->count[0];
-    uint8_t *positive = state->positive + frame * (size_t)models->count[1];
+    state->frames++;
+    uint8_t *row = state->block + state->block_rows++ * state->row_size;
+    row[0] = (uint8_t)success;
+    uint8_t *positive = row + 1;
+    double history[FA_MAX_AUS];
     for (int i = 0; i < models->count[0]; i++) {
         fa_au_source_t s = models->sources[0][i];
         history[i] = success ? state->values[s.group][s.model] : 0;
         intensity[i] = history[i];
     }
+    memcpy(row + state->row_size - sizeof(double) * (size_t)models->count[0], history,
+           sizeof(double) * (size_t)models->count[0]);
     for (int i = 0; i < models->count[1]; i++) {
         fa_au_source_t s = models->sources[1][i];
         const fa_au_group_t *group = &models->groups[s.group];

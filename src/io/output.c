@@ -224,7 +224,7 @@ static void rewrite_row(FILE *out, char *line, int au_begin, const double *inten
     fputc('\n', out);
 }
 
-static fa_status rewrite_aus(fa_output_t *output, const fa_au_series_t *series, fa_error_t *error)
+static fa_status rewrite_aus(fa_output_t *output, fa_au_series_t *series, fa_error_t *error)
 {
     if ((size_t)output->rows != series->frame_count)
         return fa_error_set(error, FA_ERROR_INTERNAL, "%s: %ld rows but %zu AU frames",
@@ -247,11 +247,11 @@ static fa_status rewrite_aus(fa_output_t *output, const fa_au_series_t *series, 
                 status = fa_error_set(error, FA_ERROR_IO, "%s: short read", output->csv_part_path);
                 break;
             }
-            rewrite_row(out, line, output->au_columns_begin,
-                        series->intensity + row * (size_t)series->intensity_count,
-                        series->intensity_count,
-                        series->presence + row * (size_t)series->presence_count,
-                        series->presence_count);
+            double intensity[FA_MAX_AUS], presence[FA_MAX_AUS];
+            status = fa_au_series_next(series, intensity, presence, error);
+            if (status != FA_OK) break;
+            rewrite_row(out, line, output->au_columns_begin, intensity, series->intensity_count,
+                        presence, series->presence_count);
         }
     }
     free(line);
@@ -277,7 +277,7 @@ static fa_status publish(FILE **file, const char *part_path, const char *final_p
     return FA_OK;
 }
 
-fa_status fa_output_finish(fa_output_t *output, const fa_au_series_t *series, fa_error_t *error)
+fa_status fa_output_finish(fa_output_t *output, fa_au_series_t *series, fa_error_t *error)
 {
     fa_status status = FA_OK;
     if (output->hog) status = publish(&output->hog, output->hog_part_path, output->hog_path, error);

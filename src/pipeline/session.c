@@ -387,8 +387,16 @@ fa_status fa_session_postprocess(fa_session_t *session, fa_au_series_t *series, 
     memset(series, 0, sizeof *series);
     series->intensity_count = fa_models_au_count(session->models, FA_AU_INTENSITY);
     series->presence_count = fa_models_au_count(session->models, FA_AU_PRESENCE);
-    return fa_au_state_postprocess(session->au, &series->frame_count, &series->intensity,
-                                   &series->presence, error);
+    series->session = session;
+    return fa_au_state_postprocess(session->au, &series->frame_count, error);
+}
+
+fa_status fa_au_series_next(fa_au_series_t *series, double *intensity, double *presence,
+                            fa_error_t *error)
+{
+    if (!series || !series->session)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "no post-processed series");
+    return fa_au_state_next_row(series->session->au, intensity, presence, error);
 }
 
 /* ---------------------------------------------------------------------------------------------
