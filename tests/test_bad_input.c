@@ -18,17 +18,7 @@ static char output_text[65536];
 
 static int run(const char *prefix, const char *arguments)
 {
-    char command[16384];
-    snprintf(command, sizeof command, "%s '%s' %s -q 2>%s/stderr.txt", prefix, FACEAU_CLI,
-             arguments, work);
-    int status = system(command);
-    char path[512];
-    snprintf(path, sizeof path, "%s/stderr.txt", work);
-    FILE *file = fopen(path, "r");
-    size_t length = file ? fread(output_text, 1, sizeof output_text - 1, file) : 0;
-    output_text[length] = '\0';
-    if (file) fclose(file);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return test_run_cli(work, prefix, arguments, output_text, sizeof output_text);
 }
 
 static int exists(const char *path)
@@ -165,8 +155,7 @@ static void check_full_disk(void)
 
 int main(void)
 {
-    strcpy(work, "/tmp/faceau_bad_XXXXXX");
-    CHECK(mkdtemp(work) != NULL, "temporary folder");
+    test_temporary_folder(work, sizeof work, "bad");
     char models[4096];
     snprintf(models, sizeof models, "--models '%s'", test_models_dir());
     check_no_video_stream(models);
@@ -174,8 +163,6 @@ int main(void)
     check_unreadable(models);
     check_nan_in_model();
     check_full_disk();
-    char command[600];
-    snprintf(command, sizeof command, "rm -rf '%s'", work);
-    CHECK(system(command) == 0, "cleanup");
+    test_remove_folder(work);
     return test_finish("test_bad_input");
 }

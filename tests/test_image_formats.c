@@ -181,12 +181,9 @@ static void check_png_layouts(void)
 
 int main(void)
 {
-    strcpy(work, "/tmp/faceau_images_XXXXXX");
-    CHECK(mkdtemp(work) != NULL, "temporary folder");
+    test_temporary_folder(work, sizeof work, "images");
     check_exif();
     check_png_layouts();
-    char command[300];
-    snprintf(command, sizeof command, "rm -rf '%s'", work);
-    CHECK(system(command) == 0, "cleanup");
+    test_remove_folder(work);
     return test_finish("test_image_formats");
 }

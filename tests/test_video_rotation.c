@@ -107,8 +107,8 @@ static void compare(const char *plain_path, const char *rotated_path, int quarte
 
 int main(void)
 {
-    char work[] = "/tmp/faceau_rotation_XXXXXX";
-    CHECK(mkdtemp(work) != NULL, "temporary folder");
+    char work[256];
+    test_temporary_folder(work, sizeof work, "rotation");
     const char *sample = test_shared_path("data/videos/two_faces.mp4");
     char plain[256], quarter[256], half[256];
     snprintf(plain, sizeof plain, "%s/plain.mp4", work);
@@ -120,8 +120,6 @@ int main(void)
     CHECK(remux_rotated(sample, half, 180) == 0, "remux turned a half");
     compare(plain, quarter, 1);
     compare(plain, half, 2);
-    char command[300];
-    snprintf(command, sizeof command, "rm -rf '%s'", work);
-    CHECK(system(command) == 0, "cleanup");
+    test_remove_folder(work);
     return test_finish("test_video_rotation");
 }

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -276,3 +277,33 @@ double test_compare_aus(const char *name, const test_csv_t *ours, const test_csv
     return overall;
 }
 
+
+void test_temporary_folder(char *path, size_t size, const char *name)
+{
+    snprintf(path, size, "/tmp/faceau_%s_XXXXXX", name);
+    CHECK(mkdtemp(path) != NULL, "temporary folder %s", path);
+}
+
+void test_remove_folder(const char *path)
+{
+    char command[4200];
+    snprintf(command, sizeof command, "rm -rf '%s'", path);
+    CHECK(system(command) == 0, "removing %s", path);
+}
+
+#ifdef FACEAU_CLI
+int test_run_cli(const char *folder, const char *prefix, const char *arguments, char *output,
+                 size_t size)
+{
+    char command[16384], path[4200];
+    snprintf(path, sizeof path, "%s/stderr.txt", folder);
+    snprintf(command, sizeof command, "%s '%s' %s -q 2>'%s'", prefix ? prefix : "", FACEAU_CLI,
+             arguments, path);
+    int status = system(command);
+    FILE *file = fopen(path, "r");
+    size_t length = file ? fread(output, 1, size - 1, file) : 0;
+    output[length] = '\0';
+    if (file) fclose(file);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+#endif

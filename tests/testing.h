@@ -30,6 +30,16 @@ extern int test_checks_failed, test_checks_passed;
         CHECK(check_status_ == FA_OK, "status %d", (int)check_status_);                        \
     } while (0)
 
+/* A new folder /tmp/faceau_<name>_XXXXXX in path (CHECKed); test_remove_folder deletes it. */
+void test_temporary_folder(char *path, size_t size, const char *name);
+void test_remove_folder(const char *path);
+
+/* Runs the faceau program (FACEAU_CLI) with arguments (a shell fragment, -q added) after an
+ * optional command prefix (e.g. dropping root); stderr goes to <folder>/stderr.txt and into
+ * output. Returns the exit code, or 128 + signal. */
+int test_run_cli(const char *folder, const char *prefix, const char *arguments, char *output,
+                 size_t size);
+
 /* Prints the summary and returns the process exit code. */
 int test_finish(const char *name);
 
