@@ -130,24 +130,28 @@ int main(void)
     CHECK(run(args) == 13 && strstr(output_text, "text.mp4/out"), "blocked out_dir: %s",
           output_text);
 
-    /* SIGINT mid-run: the finished rows stay in .part, no final CSV, exit 130. */
-    snprintf(args, sizeof args,
-             "'%s' -f '%s' --landmarks-from '%s' -out_dir %s/sig %s -q 2>/dev/null & pid=$!; "
-             "while [ ! -s %s/sig/changeLighting.csv.part ]; do sleep 0.01; done; "
-             "kill -INT $pid; wait $pid; echo $? > %s/sig_status",
-             FACEAU_CLI, video, landmarks, work, models, work, work);
-    CHECK(system(args) == 0, "signal run");
-    snprintf(path, sizeof path, "%s/sig_status", work);
-    file = fopen(path, "r");
-    int code = -1;
-    if (file && fscanf(file, "%d", &code) != 1) code = -1;
-    if (file) fclose(file);
-    snprintf(path, sizeof path, "%s/sig/changeLighting.csv", work);
-    int finished_anyway = code == 0 && exists(path); /* the short video may end first */
-    CHECK(finished_anyway || (code == 130 && !exists(path)),
-          "interrupted run: exit %d, final CSV %s", code, exists(path) ? "present" : "absent");
-    snprintf(path, sizeof path, "%s/sig/changeLighting.csv.part", work);
-    CHECK(finished_anyway || exists(path), "the .part file keeps the finished rows");
+    /* SIGINT or SIGTERM mid-run (the tracker on the longer video, so that the run is still
+     * going): the finished rows stay in .part, no final CSV, exit 128 + signal. */
+    static const struct { const char *name; int code; } signals[] = {{"INT", 130}, {"TERM", 143}};
+    for (int k = 0; k < 2; k++) {
+        snprintf(args, sizeof args,
+                 "'%s' -f '%s' -out_dir %s/sig%s %s -q 2>/dev/null & pid=$!; "
+                 "while [ ! -s %s/sig%s/default.csv.part ]; do sleep 0.01; done; "
+                 "kill -%s $pid; wait $pid; echo $? > %s/sig_status",
+                 FACEAU_CLI, test_shared_path("data/videos/default.wmv"), work, signals[k].name,
+                 models, work, signals[k].name, signals[k].name, work);
+        CHECK(system(args) == 0, "signal run");
+        snprintf(path, sizeof path, "%s/sig_status", work);
+        file = fopen(path, "r");
+        int code = -1;
+        if (file && fscanf(file, "%d", &code) != 1) code = -1;
+        if (file) fclose(file);
+        snprintf(path, sizeof path, "%s/sig%s/default.csv", work, signals[k].name);
+        CHECK(code == signals[k].code && !exists(path), "SIG%s: exit %d, final CSV %s",
+              signals[k].name, code, exists(path) ? "present" : "absent");
+        snprintf(path, sizeof path, "%s/sig%s/default.csv.part", work, signals[k].name);
+        CHECK(exists(path), "SIG%s: the .part file keeps the finished rows", signals[k].name);
+    }
 
     snprintf(args, sizeof args, "rm -rf %s", work);
     if (system(args) != 0) fprintf(stderr, "could not remove %s\n", work);
