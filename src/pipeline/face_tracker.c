@@ -29,9 +29,8 @@ struct fa_face_tracker {
     fa_ccnf_workspace_t *ccnf_workspaces; /* one per pool participant */
     fa_validator_workspace_t validator_workspace;
     const fa_image_t *frame; /* BGR, for the detector */
-    fa_image_t gray;         /* 8-bit, for the validator */
-    float *gray_float;       /* 0..255 floats, for the patch experts */
-    size_t gray_float_capacity;
+    fa_tracker_frame_t own;               /* the frame prepared here when not given prepared */
+    const fa_tracker_frame_t *prepared;   /* the current frame's gray versions */
 };
 
 fa_status fa_face_models_load(const char *model_dir, int threads, fa_face_models_t *models,
@@ -139,8 +138,9 @@ static fa_status respond(void *context, int scale, int window, const float param
                                responses->img_to_ref);
     invert_2x2(responses->img_to_ref, responses->ref_to_img);
     const int view = fa_ccnf_view_index(ccnf, scale, params_global + 1);
-    const fa_image_t *gray = &tracker->gray;
-    fa_ccnf_responses(ccnf, scale, window, view, tracker->gray_float, gray->width, gray->height,
+    const fa_image_t *gray = &tracker->prepared->gray;
+    fa_ccnf_responses(ccnf, scale, window, view, tracker->prepared->gray_float, gray->width,
+                      gray->height,
                       gray->width, shape, responses->ref_to_img[0], -responses->ref_to_img[1],
                       responses->maps,
                       provider->shared ? tracker->ccnf_workspaces : provider->workspace,
@@ -160,7 +160,7 @@ static fa_status validate(void *context, const float orientation[3], const float
     struct fa_face_tracker *tracker = context;
     double value = 0;
     fa_status status = fa_validator_check(&tracker->models->validator,
-                                          &tracker->validator_workspace, &tracker->gray, landmarks,
+                                          &tracker->validator_workspace, &tracker->prepared->gray, landmarks,
                                           orientation, &value, error);
     *certainty = (float)value;
     return status;
@@ -232,44 +232,59 @@ void fa_face_tracker_destroy(fa_face_tracker_t *tracker)
     if (!tracker) return;
     fa_clnf_tracker_destroy(tracker->clnf);
     fa_mtcnn_workspace_release(&tracker->mtcnn_workspace);
-    fa_image_release(&tracker->gray);
-    free(tracker->gray_float);
+    fa_tracker_frame_release(&tracker->own);
     free(tracker->ccnf_workspaces);
     free(tracker);
 }
 
-/* The gray frame (OpenCV's BGR2GRAY) and its float copy; buffers grow with the frame size. */
-static fa_status prepare_frame(fa_face_tracker_t *tracker, const fa_image_t *frame,
-                               fa_error_t *error)
+fa_status fa_tracker_frame_prepare(fa_tracker_frame_t *prepared, const fa_image_t *frame,
+                                   fa_error_t *error)
 {
-    if (tracker->gray.width != frame->width || tracker->gray.height != frame->height) {
-        fa_image_release(&tracker->gray);
-        fa_status status = fa_image_allocate(&tracker->gray, frame->width, frame->height, 1, error);
+    if (frame->channels != 3)
+        return fa_error_set(error, FA_ERROR_ARGUMENT, "the tracker needs a BGR frame");
+    if (prepared->gray.width != frame->width || prepared->gray.height != frame->height) {
+        fa_image_release(&prepared->gray);
+        fa_status status = fa_image_allocate(&prepared->gray, frame->width, frame->height, 1, error);
         if (status != FA_OK) return status;
     }
     size_t pixels = (size_t)frame->width * (size_t)frame->height;
-    if (pixels > tracker->gray_float_capacity) {
-        free(tracker->gray_float);
-        tracker->gray_float = malloc(sizeof(float) * pixels);
-        tracker->gray_float_capacity = tracker->gray_float ? pixels : 0;
-        if (!tracker->gray_float) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    if (pixels > prepared->capacity) {
+        free(prepared->gray_float);
+        prepared->gray_float = malloc(sizeof(float) * pixels);
+        prepared->capacity = prepared->gray_float ? pixels : 0;
+        if (!prepared->gray_float) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
     }
-    fa_image_bgr_to_gray(frame, &tracker->gray);
+    fa_image_bgr_to_gray(frame, &prepared->gray);
     for (int y = 0; y < frame->height; y++)
         for (int x = 0; x < frame->width; x++)
-            tracker->gray_float[(size_t)y * (size_t)frame->width + (size_t)x] =
-                tracker->gray.data[(ptrdiff_t)y * tracker->gray.stride + x];
-    tracker->frame = frame;
+            prepared->gray_float[(size_t)y * (size_t)frame->width + (size_t)x] =
+                prepared->gray.data[(ptrdiff_t)y * prepared->gray.stride + x];
     return FA_OK;
 }
 
+void fa_tracker_frame_release(fa_tracker_frame_t *prepared)
+{
+    fa_image_release(&prepared->gray);
+    free(prepared->gray_float);
+    memset(prepared, 0, sizeof *prepared);
+}
+
 fa_status fa_face_tracker_process(fa_face_tracker_t *tracker, const fa_image_t *frame,
-                                  fa_tracked_face_t *face, fa_error_t *error)
+                                  const fa_tracker_frame_t *prepared, fa_tracked_face_t *face,
+                                  fa_error_t *error)
 {
     memset(face, 0, sizeof *face);
     if (frame->channels != 3)
         return fa_error_set(error, FA_ERROR_ARGUMENT, "the tracker needs a BGR frame");
-    fa_status status = prepare_frame(tracker, frame, error);
+    fa_status status = FA_OK;
+    if (!prepared) {
+        status = fa_tracker_frame_prepare(&tracker->own, frame, error);
+        prepared = &tracker->own;
+    } else if (prepared->gray.width != frame->width || prepared->gray.height != frame->height) {
+        status = fa_error_set(error, FA_ERROR_ARGUMENT, "prepared frame of another size");
+    }
+    tracker->frame = frame;
+    tracker->prepared = prepared;
     int success = 0;
     if (status == FA_OK)
         status = fa_clnf_track(&tracker->models->system, tracker->clnf, &tracker->callbacks,

@@ -54,8 +54,23 @@ fa_status fa_face_tracker_create(const fa_face_models_t *models, fa_pool_t *pool
                                  fa_face_tracker_t **tracker, fa_error_t *error);
 void fa_face_tracker_destroy(fa_face_tracker_t *tracker);
 
-/* Tracks the face in the next frame (BGR). Frames may change size (buffers then grow). */
+/* A frame as the tracker reads it: OpenCV's BGR2GRAY bytes (the validator) and their float copy
+ * (the patch experts). Prepared on another thread, it takes that work off the tracking thread;
+ * buffers grow with the frame size. */
+typedef struct fa_tracker_frame {
+    fa_image_t gray;
+    float *gray_float;
+    size_t capacity; /* floats */
+} fa_tracker_frame_t;
+
+fa_status fa_tracker_frame_prepare(fa_tracker_frame_t *prepared, const fa_image_t *frame,
+                                   fa_error_t *error);
+void fa_tracker_frame_release(fa_tracker_frame_t *prepared);
+
+/* Tracks the face in the next frame (BGR), prepared with fa_tracker_frame_prepare or NULL (then
+ * prepared here). Frames may change size (buffers then grow). */
 fa_status fa_face_tracker_process(fa_face_tracker_t *tracker, const fa_image_t *frame,
-                                  fa_tracked_face_t *face, fa_error_t *error);
+                                  const fa_tracker_frame_t *prepared, fa_tracked_face_t *face,
+                                  fa_error_t *error);
 
 #endif

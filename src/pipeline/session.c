@@ -238,7 +238,8 @@ typedef struct tracked_frame {
 
 /* The order-dependent first half: the tracker (or the given landmarks). Touches only the
  * tracker's state, so it may run for frame n+1 while frame n is in session_features. */
-static fa_status session_track(fa_session_t *session, const fa_image_t *frame, double timestamp,
+static fa_status session_track(fa_session_t *session, const fa_image_t *frame,
+                               const fa_tracker_frame_t *prepared, double timestamp,
                                const fa_landmarks_t *landmarks, fa_frame_result_t *result,
                                tracked_frame_t *tracked, fa_error_t *error)
 {
@@ -252,7 +253,7 @@ static fa_status session_track(fa_session_t *session, const fa_image_t *frame, d
             return fa_error_set(error, FA_ERROR_ARGUMENT,
                                 "no landmarks given and no face tracker loaded");
         fa_tracked_face_t face;
-        fa_status status = fa_face_tracker_process(session->tracker, frame, &face, error);
+        fa_status status = fa_face_tracker_process(session->tracker, frame, prepared, &face, error);
         if (status != FA_OK) return status;
         result->success = face.success;
         result->confidence = face.confidence;
@@ -350,7 +351,7 @@ fa_status fa_session_process(fa_session_t *session, const fa_image_t *frame, dou
     fa_status status = check_frame(frame, error);
     tracked_frame_t tracked;
     if (status == FA_OK)
-        status = session_track(session, frame, timestamp, landmarks, result, &tracked, error);
+        status = session_track(session, frame, NULL, timestamp, landmarks, result, &tracked, error);
     if (status == FA_OK) status = session_features(session, frame, &tracked, result, error);
     return status;
 }
@@ -412,6 +413,8 @@ typedef struct slot {
     fa_status status; /* of reading, then of tracking; FA_ERROR_END after the last frame */
     fa_error_t error;
     fa_frame_input_t input;
+    fa_tracker_frame_t prepared; /* gray versions made on the reader thread, for the tracker */
+    int is_prepared;
     fa_frame_result_t result;
     tracked_frame_t tracked;
 } slot_t;
@@ -453,6 +456,9 @@ static void *reader_main(void *argument)
         slot->input.has_landmarks = 0;
         fa_status status = ring->read(ring->read_context, &slot->input, &slot->error);
         if (status == FA_OK) status = check_frame(&slot->input.image, &slot->error);
+        slot->is_prepared = status == FA_OK && ring->session->tracker && !slot->input.has_landmarks;
+        if (slot->is_prepared)
+            status = fa_tracker_frame_prepare(&slot->prepared, &slot->input.image, &slot->error);
         slot->status = status;
         hand_on(ring, slot, SLOT_READ); /* the slot is the tracker's from here */
         if (status != FA_OK) break;
@@ -468,6 +474,7 @@ static void *tracker_main(void *argument)
         if (!wait_for(ring, slot, SLOT_READ)) break;
         if (slot->status == FA_OK)
             slot->status = session_track(ring->session, &slot->input.image,
+                                         slot->is_prepared ? &slot->prepared : NULL,
                                          slot->input.timestamp,
                                          slot->input.has_landmarks ? &slot->input.landmarks : NULL,
                                          &slot->result, &slot->tracked, &slot->error);
@@ -539,7 +546,10 @@ fa_status fa_session_run(fa_session_t *session, fa_read_frame_fn read, void *rea
     if (have_tracker) pthread_join(tracker, NULL);
     pthread_cond_destroy(&ring->changed);
     pthread_mutex_destroy(&ring->lock);
-    for (int i = 0; i < RING_SLOTS; i++) fa_image_release(&ring->slots[i].input.image);
+    for (int i = 0; i < RING_SLOTS; i++) {
+        fa_image_release(&ring->slots[i].input.image);
+        fa_tracker_frame_release(&ring->slots[i].prepared);
+    }
     free(ring);
     return status == FA_ERROR_END ? FA_OK : status;
 }
