@@ -332,6 +332,24 @@ static void check_cholesky_kernels(void) {
           "a matrix that is not positive definite gives a zero solution");
 }
 
+/* The SIMD shape (rows eight at a time from the mode-major copy) against the row-by-row one, on
+ * the real PDM with random parameters. */
+static void check_shape_kernels(const fa_pdm_t *pdm) {
+    unsigned seed = 5;
+    int differing = 0;
+    float params[FA_PDM_MAX_MODES], fast[3 * FA_PDM_MAX_POINTS], reference[3 * FA_PDM_MAX_POINTS];
+    for (int trial = 0; trial < 200; trial++) {
+        for (int j = 0; j < pdm->mode_count; j++) {
+            seed = seed * 1103515245u + 12345u;
+            params[j] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 40.0f;
+        }
+        fa_pdm_shape_3d(pdm, params, fast);
+        fa_pdm_shape_3d_reference(pdm, params, reference);
+        differing += memcmp(fast, reference, sizeof(float) * 3 * (size_t)pdm->point_count) != 0;
+    }
+    CHECK(differing == 0, "%d of 200 shapes differ between the SIMD and plain C kernels", differing);
+}
+
 int main(void) {
     check_hessian_kernels();
     check_cholesky_kernels();
@@ -342,6 +360,7 @@ int main(void) {
         return test_finish("test_pdm");
     }
     check_reader(&pdm);
+    check_shape_kernels(&pdm);
     check_damaged();
 
     static const char *videos[2][2] = {

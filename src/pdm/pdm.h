@@ -18,6 +18,8 @@ typedef struct fa_pdm {
     float *mean_shape;  /* 3 * point_count: X0..X67, Y0..Y67, Z0..Z67 */
     float *components;  /* (3 * point_count) x mode_count, row-major */
     float *eigenvalues; /* mode_count */
+    float *components_by_mode; /* the same transposed: mode_count x (3 * point_count), so that
+                                  the shape's rows can be summed eight at a time */
 } fa_pdm_t;
 
 /* Parses an OpenFace PDM text file held in memory; name is used in messages. */
@@ -28,6 +30,8 @@ void fa_pdm_release(fa_pdm_t *pdm);
 
 /* shape = mean + components * params_local (3 * point_count values, X block, Y block, Z block). */
 void fa_pdm_shape_3d(const fa_pdm_t *pdm, const float *params_local, float *shape);
+/* The same in plain C (what the SIMD path is tested against). */
+void fa_pdm_shape_3d_reference(const fa_pdm_t *pdm, const float *params_local, float *shape);
 
 /* 2D landmarks (x0..x67, y0..y67) of params under weak perspective projection. */
 void fa_pdm_shape_2d(const fa_pdm_t *pdm, const float params_global[6], const float *params_local,
