@@ -130,6 +130,13 @@ int main(void)
     CHECK(run(args) == 13 && strstr(output_text, "text.mp4/out"), "blocked out_dir: %s",
           output_text);
 
+    /* An output folder whose parents do not exist yet is created with them (mkdir -p). */
+    snprintf(args, sizeof args, "-f '%s' --landmarks-from '%s' -out_dir %s/nested/a/b -aus %s",
+             video, landmarks, work, models);
+    CHECK(run(args) == 0, "nested output folder: %s", output_text);
+    snprintf(path, sizeof path, "%s/nested/a/b/changeLighting.csv", work);
+    CHECK(exists(path), "CSV in the nested output folder");
+
     /* SIGINT or SIGTERM mid-run (the tracker on the longer video, so that the run is still
      * going): the finished rows stay in .part, no final CSV, exit 128 + signal. */
     static const struct { const char *name; int code; } signals[] = {{"INT", 130}, {"TERM", 143}};

@@ -27,8 +27,19 @@ struct fa_output {
     int au_columns_begin; /* index of the first AU column, -1 without AUs */
 };
 
+/* mkdir -p, as OpenFace's create_directories: the missing parents too. */
 static fa_status make_directory(const char *path, fa_error_t *error)
 {
+    char parent[PATH_SIZE];
+    size_t length = strlen(path);
+    if (length > 0 && length < sizeof parent) {
+        memcpy(parent, path, length + 1);
+        for (char *slash = parent + 1; (slash = strchr(slash, '/')); slash++) {
+            *slash = '\0';
+            if (mkdir(parent, 0777) != 0 && errno != EEXIST) break; /* reported below */
+            *slash = '/';
+        }
+    }
     if (mkdir(path, 0777) == 0 || errno == EEXIST) {
         struct stat info;
         if (stat(path, &info) == 0 && S_ISDIR(info.st_mode)) return FA_OK;
