@@ -233,6 +233,20 @@ static int compare_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* An entry of an image folder that belongs to the sequence: a file (or a link to one) with an
+ * image extension (any case). Hidden files are left out: "._name.jpg" is the metadata a Mac
+ * leaves beside name.jpg on foreign disks, not an image; so are folders named like images. */
+static int is_sequence_image(const char *folder, const struct dirent *entry)
+{
+    if (entry->d_name[0] == '.' || !fa_image_file_is_supported(entry->d_name)) return 0;
+    if (entry->d_type == DT_REG) return 1;
+    if (entry->d_type != DT_UNKNOWN && entry->d_type != DT_LNK) return 0;
+    char path[4096 + 256];
+    struct stat info;
+    snprintf(path, sizeof path, "%s/%s", folder, entry->d_name);
+    return stat(path, &info) != 0 || S_ISREG(info.st_mode); /* unreadable: reported when read */
+}
+
 static fa_status open_directory(fa_source_t *source, fa_error_t *error)
 {
     DIR *directory = opendir(source->path);
@@ -240,7 +254,7 @@ static fa_status open_directory(fa_source_t *source, fa_error_t *error)
     int capacity = 0;
     fa_status status = FA_OK;
     for (struct dirent *entry; (entry = readdir(directory));) {
-        if (!fa_image_file_is_supported(entry->d_name)) continue;
+        if (!is_sequence_image(source->path, entry)) continue;
         if (source->file_count == capacity) {
             capacity = capacity ? 2 * capacity : 64;
             char **grown = realloc(source->files, sizeof(char *) * (size_t)capacity);
