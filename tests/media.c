@@ -3,9 +3,11 @@
 #include <libavcodec/avcodec.h>
 #include <libavformat/avformat.h>
 #include <libavutil/channel_layout.h>
+#include <libavutil/display.h>
 #include <libavutil/opt.h>
 #include <math.h>
 #include <stdio.h>
+#include <string.h>
 
 /* The open output file and its one encoded stream. */
 typedef struct writer {
@@ -42,12 +44,35 @@ static int open_writer(writer_t *writer, const char *path, const char *encoder_n
     return 0;
 }
 
+/* Tags the stream with a display matrix: players (ffmpeg's autorotate) turn its frames
+ * clockwise by -av_display_rotation_get(matrix), and av_display_rotation_set takes the
+ * clockwise angle. */
+static int tag_rotation(AVStream *stream, int clockwise)
+{
+    int32_t matrix[9];
+    av_display_rotation_set(matrix, (double)clockwise);
+    if (lround(-av_display_rotation_get(matrix) - clockwise) % 360 != 0) return 1;
+#if LIBAVFORMAT_VERSION_MAJOR >= 61
+    AVPacketSideData *side =
+        av_packet_side_data_new(&stream->codecpar->coded_side_data,
+                                &stream->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX,
+                                sizeof matrix, 0);
+    uint8_t *data = side ? side->data : NULL;
+#else
+    uint8_t *data = av_stream_new_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, sizeof matrix);
+#endif
+    if (data) memcpy(data, matrix, sizeof matrix);
+    return data ? 0 : 1;
+}
+
 /* Opens the encoder (its fields set by the caller), then the file. */
-static int start_writer(writer_t *writer, const char *path)
+static int start_writer(writer_t *writer, const char *path, int display_clockwise)
 {
     int code = avcodec_open2(writer->encoder, writer->encoder->codec, NULL);
     if (code < 0) return fail(path, "cannot open the encoder", code);
     code = avcodec_parameters_from_context(writer->stream->codecpar, writer->encoder);
+    if (code >= 0 && display_clockwise && tag_rotation(writer->stream, display_clockwise))
+        return fail(path, "cannot tag the rotation", 0);
     writer->stream->time_base = writer->encoder->time_base;
     if (code >= 0) code = avio_open(&writer->format->pb, path, AVIO_FLAG_WRITE);
     if (code >= 0) code = avformat_write_header(writer->format, NULL);
@@ -111,7 +136,7 @@ int test_video_write(const test_video_spec_t *spec)
         if (!spec->pts) encoder->framerate = (AVRational){spec->time_base, 1};
         encoder->gop_size = 12;
         encoder->bit_rate = 2000000;
-        failed = start_writer(&writer, spec->path);
+        failed = start_writer(&writer, spec->path, spec->display_clockwise);
         frame->format = spec->pixel_format;
         frame->width = spec->width;
         frame->height = spec->height;
@@ -142,7 +167,7 @@ int test_audio_write(const char *path, const char *encoder_name, double seconds)
         av_channel_layout_default(&encoder->ch_layout, 1);
         encoder->time_base = (AVRational){1, encoder->sample_rate};
         encoder->bit_rate = 64000;
-        failed = start_writer(&writer, path);
+        failed = start_writer(&writer, path, 0);
         frame->format = encoder->sample_fmt;
         frame->nb_samples = encoder->frame_size > 0 ? encoder->frame_size : 1024;
         frame->sample_rate = encoder->sample_rate;

@@ -63,8 +63,10 @@ int main(void)
 
     char video[256], command[8192], csv_path[512];
     snprintf(video, sizeof video, "%s/returns.mkv", work);
-    test_video_spec_t spec = {video, "ffv1", AV_PIX_FMT_BGR0, frames->images[0].width,
-                              frames->images[0].height, frames->count, 15, NULL, draw, frames};
+    test_video_spec_t spec = {.path = video, .encoder = "ffv1", .pixel_format = AV_PIX_FMT_BGR0,
+                              .width = frames->images[0].width,
+                              .height = frames->images[0].height, .frames = frames->count,
+                              .time_base = 15, .draw = draw, .context = frames};
     CHECK(frames->count == FRAMES && test_video_write(&spec) == 0, "encode");
     for (int i = 0; i < frames->count; i++) fa_image_release(&frames->images[i]);
     free(frames);

@@ -93,8 +93,9 @@ static void check_vfr(const char *name, const char *encoder, int pixel_format)
         pts[i] = i < 8 ? 100 * i : i < 16 ? 1070 + 50 * (i - 8) : 1470 + 7 * (i - 16);
     char path[512];
     snprintf(path, sizeof path, "%s/%s", work, name);
-    test_video_spec_t spec = {path, encoder, pixel_format, 64, 48, VFR_FRAMES, 1000, pts,
-                              draw_flat_yuv, NULL};
+    test_video_spec_t spec = {.path = path, .encoder = encoder, .pixel_format = pixel_format,
+                              .width = 64, .height = 48, .frames = VFR_FRAMES, .time_base = 1000,
+                              .pts = pts, .draw = draw_flat_yuv};
     CHECK(test_video_write(&spec) == 0, "%s: encode", name);
     double fps = opencv_fps(path);
     CHECK(fps > 0, "%s: frame rate %g", name, fps);
@@ -189,8 +190,10 @@ static void check_gray(int sixteen)
     const char *name = sixteen ? "gray16.mkv" : "gray8.mkv";
     char path[512];
     snprintf(path, sizeof path, "%s/%s", work, name);
-    test_video_spec_t spec = {path, "ffv1", sixteen ? AV_PIX_FMT_GRAY16LE : AV_PIX_FMT_GRAY8,
-                              256, 16, 4, 25, NULL, draw_gray, &sixteen};
+    test_video_spec_t spec = {.path = path, .encoder = "ffv1",
+                              .pixel_format = sixteen ? AV_PIX_FMT_GRAY16LE : AV_PIX_FMT_GRAY8,
+                              .width = 256, .height = 16, .frames = 4, .time_base = 25,
+                              .draw = draw_gray, .context = &sixteen};
     CHECK(test_video_write(&spec) == 0, "%s: encode", name);
     fa_source_t *source = NULL;
     fa_error_t error = {0};
@@ -233,8 +236,9 @@ static void check_size(int width, int height)
     char name[64], path[512];
     snprintf(name, sizeof name, "size_%dx%d", width, height);
     snprintf(path, sizeof path, "%s/%s.mkv", work, name);
-    test_video_spec_t spec = {path, "ffv1", AV_PIX_FMT_BGR0, width, height, 5, 25, NULL,
-                              draw_bgr0, NULL};
+    test_video_spec_t spec = {.path = path, .encoder = "ffv1", .pixel_format = AV_PIX_FMT_BGR0,
+                              .width = width, .height = height, .frames = 5, .time_base = 25,
+                              .draw = draw_bgr0};
     CHECK(test_video_write(&spec) == 0, "%s: encode", name);
     fa_source_t *source = NULL;
     fa_error_t error = {0};
