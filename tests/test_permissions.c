@@ -2,7 +2,9 @@
  * a model file, the output folder. Each gives one line naming the file with the system's
  * reason, exit 13, and a batch goes on. Root reads everything, so as root (CI) faceau runs as
  * the unprivileged user 65534 (setpriv or runuser); the test says so and skips only if neither
- * can run it. */
+ * can run it. That user may not see the build or the shared data (a checkout under /root), so
+ * the program, the AU models and every input are copied into a temporary folder first, and
+ * landmarks are given so that the tracker's models are not needed. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +16,7 @@
 static char work[256];
 static char as_user[128]; /* the command prefix that drops privileges, "" if not root */
 static char output_text[65536];
+static char program[512]; /* the copy of faceau */
 
 static int run_command(const char *command)
 {
@@ -31,8 +34,8 @@ static int run_command(const char *command)
 static int run(const char *arguments)
 {
     char command[16384];
-    snprintf(command, sizeof command, "%s '%s' %s --cache-dir '' -q 2>%s/stderr.txt", as_user,
-             FACEAU_CLI, arguments, work);
+    snprintf(command, sizeof command, "%s %s %s --cache-dir '' -q 2>%s/stderr.txt", as_user,
+             program, arguments, work);
     return run_command(command);
 }
 
@@ -46,8 +49,8 @@ static int choose_user(void)
     };
     for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
         char command[8192];
-        snprintf(command, sizeof command, "%s '%s' --version >/dev/null 2>%s/stderr.txt",
-                 prefixes[i], FACEAU_CLI, work);
+        snprintf(command, sizeof command, "%s %s --version >/dev/null 2>%s/stderr.txt",
+                 prefixes[i], program, work);
         snprintf(as_user, sizeof as_user, "%s", prefixes[i]);
         if (run_command(command) == 0) return 1;
     }
@@ -72,21 +75,31 @@ int main(void)
     strcpy(work, "/tmp/faceau_permissions_XXXXXX");
     CHECK(mkdtemp(work) != NULL, "temporary folder");
     chmod(work, 0777); /* the unprivileged user writes its outputs here */
+    char command[8192], args[8192], path[1024], models[4096];
+    snprintf(program, sizeof program, "%s/faceau", work);
+    snprintf(command, sizeof command,
+             "cp '%s' %s && mkdir %s/models && cp -r '%s/AU_predictors' %s/models/ && "
+             "cp '%s' %s/lighting.csv && cp '%s' %s/sequence.csv && chmod -R a+rX %s",
+             FACEAU_CLI, program, work, test_models_dir(), work,
+             test_shared_path("data/reference/openface-2.2-clnf/changeLighting/changeLighting.csv"),
+             work,
+             test_shared_path("data/reference/openface-2.2-clnf/image_sequence/image_sequence.csv"),
+             work, work);
+    CHECK(system(command) == 0, "copy the program, models and landmarks");
     if (!choose_user()) {
         printf("test_permissions: skipped: running as root and neither setpriv nor runuser can "
                "run %s as user 65534 (%s)\n",
-               FACEAU_CLI, output_text);
-        char command[300];
+               program, output_text);
         snprintf(command, sizeof command, "rm -rf '%s'", work);
         if (system(command) != 0) fprintf(stderr, "could not remove %s\n", work);
         return test_finish("test_permissions");
     }
     if (as_user[0]) printf("test_permissions: faceau runs as: %s\n", as_user);
-    char command[8192], args[8192], path[1024], models[4096];
-    snprintf(models, sizeof models, "--models '%s'", test_models_dir());
+    snprintf(models, sizeof models, "--models %s/models", work);
     const char *video = test_shared_path("data/videos/changeLighting.wmv");
-    const char *landmarks =
-        test_shared_path("data/reference/openface-2.2-clnf/changeLighting/changeLighting.csv");
+    char landmarks[600], sequence_landmarks[600];
+    snprintf(landmarks, sizeof landmarks, "%s/lighting.csv", work);
+    snprintf(sequence_landmarks, sizeof sequence_landmarks, "%s/sequence.csv", work);
     const char *sequence = test_shared_path("data/images/image_sequence");
 
     /* An unreadable video. */
@@ -95,7 +108,7 @@ int main(void)
              "chmod 644 %s/open.wmv",
              video, work, work, video, work, work);
     CHECK(system(command) == 0, "copy videos");
-    snprintf(args, sizeof args, "-f %s/locked.wmv --landmarks-from '%s' -out_dir %s/out %s", work,
+    snprintf(args, sizeof args, "-f %s/locked.wmv --landmarks-from %s -out_dir %s/out %s", work,
              landmarks, work, models);
     CHECK(run(args) == 13 && strstr(output_text, "locked.wmv") &&
               strstr(output_text, "Permission denied") && one_line(output_text),
@@ -103,7 +116,7 @@ int main(void)
 
     /* In a batch: the readable video after it is processed, the summary counts the failure. */
     snprintf(args, sizeof args,
-             "-f %s/locked.wmv --landmarks-from '%s' -f %s/open.wmv --landmarks-from '%s' "
+             "-f %s/locked.wmv --landmarks-from %s -f %s/open.wmv --landmarks-from %s "
              "-out_dir %s/out -aus %s",
              work, landmarks, work, landmarks, work, models);
     CHECK(run(args) == 13 && strstr(output_text, "1 of 2 inputs done, 1 failed"),
@@ -112,7 +125,7 @@ int main(void)
     CHECK(exists(path), "the readable video of the batch was processed");
 
     /* An unreadable landmark CSV. */
-    snprintf(command, sizeof command, "cp '%s' %s/locked.csv && chmod 000 %s/locked.csv",
+    snprintf(command, sizeof command, "cp %s %s/locked.csv && chmod 000 %s/locked.csv",
              landmarks, work, work);
     CHECK(system(command) == 0, "copy landmarks");
     snprintf(args, sizeof args, "-f %s/open.wmv --landmarks-from %s/locked.csv -out_dir %s/out %s",
@@ -129,11 +142,13 @@ int main(void)
              "chmod 000 %s/frames/002.jpg",
              work, work, sequence, work, work, sequence, sequence, sequence, work, work, work);
     CHECK(system(command) == 0, "make folders");
-    snprintf(args, sizeof args, "-fdir %s/closed -out_dir %s/out %s", work, work, models);
+    snprintf(args, sizeof args, "-fdir %s/closed --landmarks-from %s -out_dir %s/out %s", work,
+             sequence_landmarks, work, models);
     CHECK(run(args) == 13 && strstr(output_text, "closed") &&
               strstr(output_text, "Permission denied") && one_line(output_text),
           "unlistable folder: %s", output_text);
-    snprintf(args, sizeof args, "-fdir %s/frames -out_dir %s/out -aus %s", work, work, models);
+    snprintf(args, sizeof args, "-fdir %s/frames --landmarks-from %s -out_dir %s/out -aus %s",
+             work, sequence_landmarks, work, models);
     CHECK(run(args) == 13 && strstr(output_text, "frames/002.jpg") &&
               strstr(output_text, "Permission denied"),
           "unreadable image: %s", output_text);
@@ -149,7 +164,7 @@ int main(void)
     snprintf(path, sizeof path, "%s/readonly", work);
     mkdir(path, 0555);
     chmod(path, 0555);
-    snprintf(args, sizeof args, "-f %s/open.wmv --landmarks-from '%s' -out_dir %s %s", work,
+    snprintf(args, sizeof args, "-f %s/open.wmv --landmarks-from %s -out_dir %s %s", work,
              landmarks, path, models);
     CHECK(run(args) == 13 && strstr(output_text, "readonly") &&
               strstr(output_text, "Permission denied"),
@@ -159,12 +174,11 @@ int main(void)
 
     /* An unreadable model file: named at startup, exit 13. */
     snprintf(command, sizeof command,
-             "mkdir %s/models && cp -r '%s/AU_predictors' %s/models/ && chmod -R a+rX %s/models && "
              "chmod 000 %s/models/AU_predictors/svr_combined/AU_15_dynamic_intensity_comb.dat",
-             work, test_models_dir(), work, work, work);
-    CHECK(system(command) == 0, "copy models");
-    snprintf(args, sizeof args, "-f %s/open.wmv --landmarks-from '%s' -out_dir %s/out --models %s/models",
-             work, landmarks, work, work);
+             work);
+    CHECK(system(command) == 0, "lock a model file");
+    snprintf(args, sizeof args, "-f %s/open.wmv --landmarks-from %s -out_dir %s/out %s", work,
+             landmarks, work, models);
     CHECK(run(args) == 13 && strstr(output_text, "AU_15_dynamic_intensity_comb.dat") &&
               strstr(output_text, "Permission denied") && one_line(output_text),
           "unreadable model: %s", output_text);
