@@ -18,16 +18,14 @@ typedef struct writer {
     int64_t last_duration;
 } writer_t;
 
-static int fail(const char *path, const char *what, int code)
-{
+static int fail(const char *path, const char *what, int code) {
     char reason[AV_ERROR_MAX_STRING_SIZE] = "";
     if (code < 0) av_strerror(code, reason, sizeof reason);
     fprintf(stderr, "test media %s: %s %s\n", path, what, reason);
     return 1;
 }
 
-static int open_writer(writer_t *writer, const char *path, const char *encoder_name)
-{
+static int open_writer(writer_t *writer, const char *path, const char *encoder_name) {
     *writer = (writer_t){0};
     const AVCodec *codec = avcodec_find_encoder_by_name(encoder_name);
     if (!codec) return fail(path, "no encoder", 0);
@@ -47,16 +45,14 @@ static int open_writer(writer_t *writer, const char *path, const char *encoder_n
 /* Tags the stream with a display matrix: players (ffmpeg's autorotate) turn its frames
  * clockwise by -av_display_rotation_get(matrix), and av_display_rotation_set takes the
  * clockwise angle. */
-static int tag_rotation(AVStream *stream, int clockwise)
-{
+static int tag_rotation(AVStream *stream, int clockwise) {
     int32_t matrix[9];
     av_display_rotation_set(matrix, (double)clockwise);
     if (lround(-av_display_rotation_get(matrix) - clockwise) % 360 != 0) return 1;
 #if LIBAVFORMAT_VERSION_MAJOR >= 61
-    AVPacketSideData *side =
-        av_packet_side_data_new(&stream->codecpar->coded_side_data,
-                                &stream->codecpar->nb_coded_side_data, AV_PKT_DATA_DISPLAYMATRIX,
-                                sizeof matrix, 0);
+    AVPacketSideData *side = av_packet_side_data_new(&stream->codecpar->coded_side_data,
+                                                     &stream->codecpar->nb_coded_side_data,
+                                                     AV_PKT_DATA_DISPLAYMATRIX, sizeof matrix, 0);
     uint8_t *data = side ? side->data : NULL;
 #else
     uint8_t *data = av_stream_new_side_data(stream, AV_PKT_DATA_DISPLAYMATRIX, sizeof matrix);
@@ -66,8 +62,7 @@ static int tag_rotation(AVStream *stream, int clockwise)
 }
 
 /* Opens the encoder (its fields set by the caller), then the file. */
-static int start_writer(writer_t *writer, const char *path, int display_clockwise)
-{
+static int start_writer(writer_t *writer, const char *path, int display_clockwise) {
     int code = avcodec_open2(writer->encoder, writer->encoder->codec, NULL);
     if (code < 0) return fail(path, "cannot open the encoder", code);
     code = avcodec_parameters_from_context(writer->stream->codecpar, writer->encoder);
@@ -80,8 +75,7 @@ static int start_writer(writer_t *writer, const char *path, int display_clockwis
 }
 
 /* Writes the held packet with the given duration (MP4 drops a last sample without one). */
-static int write_held(writer_t *writer, const char *path, int64_t duration)
-{
+static int write_held(writer_t *writer, const char *path, int64_t duration) {
     if (!writer->held->data) return 0;
     writer->held->duration = duration > 0 ? duration : 1;
     writer->last_duration = writer->held->duration;
@@ -94,8 +88,7 @@ static int write_held(writer_t *writer, const char *path, int64_t duration)
 
 /* Sends one frame (NULL: flush) and writes every packet the encoder has ready (the encoders
  * used here keep packets in presentation order). */
-static int encode(writer_t *writer, const char *path, const AVFrame *frame)
-{
+static int encode(writer_t *writer, const char *path, const AVFrame *frame) {
     int code = avcodec_send_frame(writer->encoder, frame);
     if (code < 0) return fail(path, "encoding", code);
     for (;;) {
@@ -110,8 +103,7 @@ static int encode(writer_t *writer, const char *path, const AVFrame *frame)
     }
 }
 
-static int close_writer(writer_t *writer, const char *path, int failed)
-{
+static int close_writer(writer_t *writer, const char *path, int failed) {
     if (!failed) failed = encode(writer, path, NULL);
     if (!failed && av_write_trailer(writer->format) < 0) failed = fail(path, "trailer", 0);
     if (writer->format && writer->format->pb) avio_closep(&writer->format->pb);
@@ -122,8 +114,7 @@ static int close_writer(writer_t *writer, const char *path, int failed)
     return failed;
 }
 
-int test_video_write(const test_video_spec_t *spec)
-{
+int test_video_write(const test_video_spec_t *spec) {
     writer_t writer;
     int failed = open_writer(&writer, spec->path, spec->encoder);
     AVFrame *frame = av_frame_alloc();
@@ -154,8 +145,7 @@ int test_video_write(const test_video_spec_t *spec)
     return close_writer(&writer, spec->path, failed);
 }
 
-int test_audio_write(const char *path, const char *encoder_name, double seconds)
-{
+int test_audio_write(const char *path, const char *encoder_name, double seconds) {
     writer_t writer;
     int failed = open_writer(&writer, path, encoder_name);
     AVFrame *frame = av_frame_alloc();

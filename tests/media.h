@@ -7,14 +7,14 @@
 #include <stdint.h>
 
 typedef struct test_video_spec {
-    const char *path;          /* the container follows the extension (.mkv, .mp4, .avi, .nut) */
-    const char *encoder;       /* e.g. "ffv1" (lossless), "mpeg4" */
-    int pixel_format;          /* an enum AVPixelFormat the encoder takes */
+    const char *path;    /* the container follows the extension (.mkv, .mp4, .avi, .nut) */
+    const char *encoder; /* e.g. "ffv1" (lossless), "mpeg4" */
+    int pixel_format;    /* an enum AVPixelFormat the encoder takes */
     int width, height, frames;
-    int time_base;             /* the encoder's time base is 1/time_base seconds */
-    const int64_t *pts;        /* per frame in time-base units; NULL: 0, 1, 2, ... */
-    int display_clockwise;     /* 90, 180, 270: a display matrix telling players to turn the
-                                  frames so far clockwise (as phones tag sideways recordings) */
+    int time_base;         /* the encoder's time base is 1/time_base seconds */
+    const int64_t *pts;    /* per frame in time-base units; NULL: 0, 1, 2, ... */
+    int display_clockwise; /* 90, 180, 270: a display matrix telling players to turn the
+                              frames so far clockwise (as phones tag sideways recordings) */
     /* Fills frame `index` (already allocated in pixel_format, width x height). */
     void (*draw)(void *context, int index, AVFrame *frame);
     void *context;

@@ -17,8 +17,7 @@ typedef struct frames {
     int count;
 } frames_t;
 
-static void draw(void *context, int index, AVFrame *frame)
-{
+static void draw(void *context, int index, AVFrame *frame) {
     const frames_t *frames = context;
     int blank = index + 1 >= BLANK_FIRST && index + 1 <= BLANK_LAST;
     const fa_image_t *image = &frames->images[index];
@@ -33,8 +32,7 @@ static void draw(void *context, int index, AVFrame *frame)
 }
 
 /* Mean distance in pixels between the 68 landmarks of row r of two CSVs. */
-static double landmark_distance(const test_csv_t *a, int ra, const test_csv_t *b, int rb)
-{
+static double landmark_distance(const test_csv_t *a, int ra, const test_csv_t *b, int rb) {
     int ax = test_csv_column(a, "x_0"), ay = test_csv_column(a, "y_0");
     int bx = test_csv_column(b, "x_0"), by = test_csv_column(b, "y_0");
     if (ax < 0 || ay < 0 || bx < 0 || by < 0) return INFINITY;
@@ -45,8 +43,7 @@ static double landmark_distance(const test_csv_t *a, int ra, const test_csv_t *b
     return sum / FA_NUM_LANDMARKS;
 }
 
-int main(void)
-{
+int main(void) {
     char work[] = "/tmp/faceau_returns_XXXXXX";
     CHECK(mkdtemp(work) != NULL, "temporary folder");
     frames_t *frames = calloc(1, sizeof *frames);
@@ -56,19 +53,26 @@ int main(void)
                          &error) == FA_OK,
           "%s", error.message);
     const fa_image_t *frame;
-    while (source && frames->count < FRAMES && fa_source_read(source, &frame, NULL, &error) == FA_OK)
+    while (source && frames->count < FRAMES &&
+           fa_source_read(source, &frame, NULL, &error) == FA_OK)
         CHECK_OK(fa_image_copy(&frames->images[frames->count++], frame, &check_error_));
     fa_source_close(source);
     CHECK(frames->count == FRAMES, "%d frames of default.wmv", frames->count);
 
     char video[256], command[8192], csv_path[512];
     snprintf(video, sizeof video, "%s/returns.mkv", work);
-    test_video_spec_t spec = {.path = video, .encoder = "ffv1", .pixel_format = AV_PIX_FMT_BGR0,
+    test_video_spec_t spec = {.path = video,
+                              .encoder = "ffv1",
+                              .pixel_format = AV_PIX_FMT_BGR0,
                               .width = frames->images[0].width,
-                              .height = frames->images[0].height, .frames = frames->count,
-                              .time_base = 15, .draw = draw, .context = frames};
+                              .height = frames->images[0].height,
+                              .frames = frames->count,
+                              .time_base = 15,
+                              .draw = draw,
+                              .context = frames};
     CHECK(frames->count == FRAMES && test_video_write(&spec) == 0, "encode");
-    for (int i = 0; i < frames->count; i++) fa_image_release(&frames->images[i]);
+    for (int i = 0; i < frames->count; i++)
+        fa_image_release(&frames->images[i]);
     free(frames);
 
     snprintf(command, sizeof command, "'%s' -f %s -out_dir %s -2Dfp -aus --models '%s' -q",

@@ -11,8 +11,7 @@
 static char work[256];
 static char output_text[65536];
 
-static int run(const char *arguments)
-{
+static int run(const char *arguments) {
     char command[16384];
     snprintf(command, sizeof command, "'%s' %s --models '%s' -q 2>%s/stderr.txt", FACEAU_CLI,
              arguments, test_models_dir(), work);
@@ -26,21 +25,18 @@ static int run(const char *arguments)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static int exists(const char *path)
-{
+static int exists(const char *path) {
     struct stat info;
     return stat(path, &info) == 0;
 }
 
-static void write_text(const char *path, const char *text)
-{
+static void write_text(const char *path, const char *text) {
     FILE *file = fopen(path, "w");
     if (file) fputs(text, file), fclose(file);
 }
 
 /* Rows of a CSV, -1 if it cannot be read. */
-static int csv_rows(const char *path)
-{
+static int csv_rows(const char *path) {
     test_csv_t csv;
     if (test_csv_load(path, &csv) != 0) return -1;
     int rows = csv.rows;
@@ -48,8 +44,7 @@ static int csv_rows(const char *path)
     return rows;
 }
 
-int main(void)
-{
+int main(void) {
     strcpy(work, "/tmp/faceau_folders_XXXXXX");
     CHECK(mkdtemp(work) != NULL, "temporary folder");
     char command[8192], path[1024], args[4096];
@@ -96,8 +91,8 @@ int main(void)
     CHECK(csv_rows(path) == 3, "the next folder of the batch was processed");
 
     /* Nothing usable: a clear error, exit 15. */
-    snprintf(command, sizeof command, "mkdir -p %s/stray/sub.png && cp %s/mixed/notes.txt %s/stray/",
-             work, work, work);
+    snprintf(command, sizeof command,
+             "mkdir -p %s/stray/sub.png && cp %s/mixed/notes.txt %s/stray/", work, work, work);
     CHECK(system(command) == 0, "make the stray folder");
     snprintf(args, sizeof args, "-fdir %s/stray -out_dir %s/out", work, work);
     CHECK(run(args) == 15 && strstr(output_text, "stray") && strstr(output_text, "no images"),

@@ -16,14 +16,12 @@
 static char work[256];
 
 /* A texture without faces: smooth waves plus a little noise. */
-static unsigned char texture(int x, int y, int c)
-{
+static unsigned char texture(int x, int y, int c) {
     unsigned noise = ((unsigned)x * 2654435761u ^ (unsigned)y * 40503u) >> 28;
     return (unsigned char)(128 + 60 * ((x / 97 + y / 53 + c) % 3 - 1) + (int)noise);
 }
 
-static void write_jpeg(const char *path, int width, int height)
-{
+static void write_jpeg(const char *path, int width, int height) {
     struct jpeg_compress_struct info;
     struct jpeg_error_mgr errors;
     info.err = jpeg_std_error(&errors);
@@ -40,7 +38,8 @@ static void write_jpeg(const char *path, int width, int height)
     unsigned char *row = malloc((size_t)width * 3);
     for (int y = 0; y < height; y++) {
         for (int x = 0; x < width; x++)
-            for (int c = 0; c < 3; c++) row[3 * x + c] = texture(x, y, c);
+            for (int c = 0; c < 3; c++)
+                row[3 * x + c] = texture(x, y, c);
         JSAMPROW rows[1] = {row};
         jpeg_write_scanlines(&info, rows, 1);
     }
@@ -50,8 +49,7 @@ static void write_jpeg(const char *path, int width, int height)
     free(row);
 }
 
-static void write_png(const char *path, int width, int height)
-{
+static void write_png(const char *path, int width, int height) {
     FILE *file = fopen(path, "wb");
     png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
     png_infop info = png_create_info_struct(png);
@@ -62,7 +60,8 @@ static void write_png(const char *path, int width, int height)
     png_bytep row = malloc((size_t)width * 3);
     for (int y = 0; y < height; y++) {
         for (int x = 0; x < width; x++)
-            for (int c = 0; c < 3; c++) row[3 * x + c] = texture(x, y, c);
+            for (int c = 0; c < 3; c++)
+                row[3 * x + c] = texture(x, y, c);
         png_write_row(png, row);
     }
     png_write_end(png, info);
@@ -72,8 +71,7 @@ static void write_png(const char *path, int width, int height)
 }
 
 /* Runs faceau on a folder; returns the exit code. */
-static int run_folder(const char *folder)
-{
+static int run_folder(const char *folder) {
     char command[8192];
     snprintf(command, sizeof command,
              "'%s' -fdir '%s/%s' -out_dir '%s/out' --models '%s' -q 2>'%s/%s.stderr'", FACEAU_CLI,
@@ -83,8 +81,7 @@ static int run_folder(const char *folder)
 }
 
 /* The success column of <folder>.csv, as a string of 0/1; "" if unreadable. */
-static const char *successes(const char *folder)
-{
+static const char *successes(const char *folder) {
     static char flags[64];
     flags[0] = '\0';
     char path[600];
@@ -98,16 +95,14 @@ static const char *successes(const char *folder)
     return flags;
 }
 
-static void make_folder(const char *folder)
-{
+static void make_folder(const char *folder) {
     char path[512];
     snprintf(path, sizeof path, "%s/%s", work, folder);
     mkdir(path, 0777);
 }
 
 /* Writes row `row` of an OpenFace CSV's landmarks as frame `frame` of a landmark CSV. */
-static void append_landmarks(FILE *out, const char *reference, int frame)
-{
+static void append_landmarks(FILE *out, const char *reference, int frame) {
     test_csv_t csv;
     if (test_csv_load(reference, &csv) != 0) {
         CHECK(0, "cannot read %s", reference);
@@ -122,12 +117,12 @@ static void append_landmarks(FILE *out, const char *reference, int frame)
 }
 
 /* The pose columns of row `row` of a CSV, or -1e9 if unreadable. */
-static void read_pose(const char *path, int row, double pose[6])
-{
+static void read_pose(const char *path, int row, double pose[6]) {
     static const char *const names[6] = {"pose_Tx", "pose_Ty", "pose_Tz",
                                          "pose_Rx", "pose_Ry", "pose_Rz"};
     test_csv_t csv;
-    for (int i = 0; i < 6; i++) pose[i] = -1e9;
+    for (int i = 0; i < 6; i++)
+        pose[i] = -1e9;
     if (test_csv_load(path, &csv) != 0) return;
     for (int i = 0; i < 6 && row < csv.rows; i++) {
         int column = test_csv_column(&csv, names[i]);
@@ -140,8 +135,7 @@ static void read_pose(const char *path, int row, double pose[6])
  * after a 640x400 one is posed with fx = fy = (500 + 500 * 400 / 480) / 2, cx = 320, cy = 200.
  * With landmarks given the pose depends on nothing else, so it must equal a run on that image
  * alone with those intrinsics, and differ from one with its own. */
-static void check_first_image_intrinsics(void)
-{
+static void check_first_image_intrinsics(void) {
     char path[1024], command[8192];
     make_folder("intrinsics");
     make_folder("alone");
@@ -164,7 +158,8 @@ static void check_first_image_intrinsics(void)
     }
     const char *sequence =
         test_shared_path("data/reference/openface-2.2-clnf/image_sequence/image_sequence.csv");
-    append_landmarks(files[0], test_shared_path("data/reference/openface-2.2-clnf/images/sample1.csv"), 1);
+    append_landmarks(files[0],
+                     test_shared_path("data/reference/openface-2.2-clnf/images/sample1.csv"), 1);
     append_landmarks(files[0], sequence, 2);
     append_landmarks(files[1], sequence, 1);
     for (int f = 0; f < 2; f++)
@@ -175,8 +170,8 @@ static void check_first_image_intrinsics(void)
     double poses[3][6];
     for (int r = 0; r < 3; r++) {
         char intrinsics[200] = "";
-        if (r == 1) snprintf(intrinsics, sizeof intrinsics, "-fx %.9g -fy %.9g -cx 320 -cy 200",
-                             fx, fx);
+        if (r == 1)
+            snprintf(intrinsics, sizeof intrinsics, "-fx %.9g -fy %.9g -cx 320 -cy 200", fx, fx);
         snprintf(command, sizeof command,
                  "'%s' -fdir %s/%s --landmarks-from %s -out_dir %s/pose%d -pose %s --models '%s' "
                  "-q",
@@ -186,15 +181,17 @@ static void check_first_image_intrinsics(void)
         read_pose(path, r == 0 ? 1 : 0, poses[r]);
     }
     int same = 1;
-    for (int i = 0; i < 6; i++) same &= poses[0][i] == poses[1][i];
-    CHECK(same && poses[0][2] > 0, "second image's pose Tz %.1f, alone with the first's intrinsics "
-          "%.1f", poses[0][2], poses[1][2]);
+    for (int i = 0; i < 6; i++)
+        same &= poses[0][i] == poses[1][i];
+    CHECK(same && poses[0][2] > 0,
+          "second image's pose Tz %.1f, alone with the first's intrinsics "
+          "%.1f",
+          poses[0][2], poses[1][2]);
     CHECK(poses[2][2] - poses[1][2] > 10, "its own intrinsics give Tz %.1f, the first's %.1f",
           poses[2][2], poses[1][2]);
 }
 
-int main(void)
-{
+int main(void) {
     strcpy(work, "/tmp/faceau_sizes_XXXXXX");
     CHECK(mkdtemp(work) != NULL, "temporary folder");
     char path[1024], command[4096];

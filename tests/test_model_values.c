@@ -11,8 +11,7 @@
 static char work[256];
 static char output_text[65536];
 
-static int run(const char *arguments)
-{
+static int run(const char *arguments) {
     char command[16384];
     snprintf(command, sizeof command,
              "'%s' %s --models %s/models --cache-dir '' -out_dir %s/out -q 2>%s/stderr.txt",
@@ -28,8 +27,7 @@ static int run(const char *arguments)
 }
 
 /* Replaces the link models/<relative> by a copy whose line `line` is `text`. */
-static int damage_line(const char *relative, int line, const char *text)
-{
+static int damage_line(const char *relative, int line, const char *text) {
     char command[8192];
     snprintf(command, sizeof command,
              "rm -f %s/models/%s && sed '%dc\\\n%s' '%s/%s' > %s/models/%s", work, relative, line,
@@ -38,8 +36,7 @@ static int damage_line(const char *relative, int line, const char *text)
 }
 
 /* Puts the link back. */
-static int restore(const char *relative)
-{
+static int restore(const char *relative) {
     char command[8192];
     snprintf(command, sizeof command, "rm -f %s/models/%s && ln -s '%s/%s' %s/models/%s", work,
              relative, test_models_dir(), relative, work, relative);
@@ -48,8 +45,7 @@ static int restore(const char *relative)
 
 /* The program stops at startup naming the file and the bad value, exit 14. */
 static void expect_refused(const char *arguments, const char *relative, const char *value,
-                           const char *what)
-{
+                           const char *what) {
     const char *name = strrchr(relative, '/') + 1;
     int code = run(arguments);
     if (getenv("FACEAU_TEST_VERBOSE")) printf("%s: exit %d: %s", what, code, output_text);
@@ -59,24 +55,25 @@ static void expect_refused(const char *arguments, const char *relative, const ch
           "%s in %s: %s", what, relative, output_text);
 }
 
-int main(void)
-{
+int main(void) {
     strcpy(work, "/tmp/faceau_model_values_XXXXXX");
     CHECK(mkdtemp(work) != NULL, "temporary folder");
     char command[8192], landmarks_run[8192], tracker_run[8192];
     snprintf(command, sizeof command, "cp -rs '%s' %s/models && mkdir %s/out", test_models_dir(),
              work, work);
     CHECK(system(command) == 0, "link the models");
-    snprintf(landmarks_run, sizeof landmarks_run, "-f '%s' --landmarks-from '%s' -aus",
-             test_shared_path("data/videos/changeLighting.wmv"),
-             test_shared_path(
-                 "data/reference/openface-2.2-clnf/changeLighting/changeLighting.csv"));
+    snprintf(
+        landmarks_run, sizeof landmarks_run, "-f '%s' --landmarks-from '%s' -aus",
+        test_shared_path("data/videos/changeLighting.wmv"),
+        test_shared_path("data/reference/openface-2.2-clnf/changeLighting/changeLighting.csv"));
     snprintf(tracker_run, sizeof tracker_run, "-f '%s' -aus",
              test_shared_path("data/videos/changeLighting.wmv"));
 
     /* The AU engine's PDM (text): its first mean, line 5, spoiled in five ways. */
     const char *pdm = "AU_predictors/In-the-wild_aligned_PDM_68.txt";
-    static const struct { const char *text, *shown, *what; } numbers[] = {
+    static const struct {
+        const char *text, *shown, *what;
+    } numbers[] = {
         {"nan", "'nan'", "NaN"},
         {"-inf", "'-inf'", "an infinity"},
         {"1e999", "'1e999'", "an overflow"},

@@ -21,8 +21,7 @@ static char work[256];
 static char output_text[65536];
 static char video[4096], landmarks[4096];
 
-static int run_shell(const char *command)
-{
+static int run_shell(const char *command) {
     int status = system(command);
     char path[512];
     snprintf(path, sizeof path, "%s/stderr.txt", work);
@@ -33,15 +32,13 @@ static int run_shell(const char *command)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static int exists(const char *path)
-{
+static int exists(const char *path) {
     struct stat info;
     return lstat(path, &info) == 0;
 }
 
 /* The finished-looking or temporary files a failed run must not leave in folder. */
-static void check_nothing_complete(const char *folder, const char *what)
-{
+static void check_nothing_complete(const char *folder, const char *what) {
     char path[1024];
     static const char *const names[] = {"changeLighting.csv", "changeLighting.csv.tmp"};
     for (size_t i = 0; i < sizeof names / sizeof *names; i++) {
@@ -57,16 +54,17 @@ static void check_nothing_complete(const char *folder, const char *what)
         char image[1400];
         struct stat info;
         snprintf(image, sizeof image, "%s/%s", path, entry->d_name);
-        if (stat(image, &info) == 0 && info.st_size == 54 + 112 * 112 * 3) whole++;
-        else cut++;
+        if (stat(image, &info) == 0 && info.st_size == 54 + 112 * 112 * 3)
+            whole++;
+        else
+            cut++;
     }
     if (directory) closedir(directory);
     CHECK(cut == 0, "%s: %d cut aligned-face images (%d whole)", what, cut, whole);
 }
 
 /* Every line of a .part CSV is a whole row: as many fields as the header. Returns the rows. */
-static int whole_rows(const char *path, const char *what)
-{
+static int whole_rows(const char *path, const char *what) {
     FILE *file = fopen(path, "r");
     CHECK(file != NULL, "%s: no %s", what, path);
     if (!file) return -1;
@@ -76,11 +74,15 @@ static int whole_rows(const char *path, const char *what)
     ssize_t length;
     while ((length = getline(&line, &capacity, file)) >= 0) {
         int fields = 1;
-        for (char *p = line; *p; p++) fields += *p == ',';
+        for (char *p = line; *p; p++)
+            fields += *p == ',';
         if (length == 0 || line[length - 1] != '\n') broken++;
-        if (header_fields < 0) header_fields = fields;
-        else if (fields != header_fields) broken++;
-        else rows++;
+        if (header_fields < 0)
+            header_fields = fields;
+        else if (fields != header_fields)
+            broken++;
+        else
+            rows++;
     }
     free(line);
     fclose(file);
@@ -89,8 +91,7 @@ static int whole_rows(const char *path, const char *what)
 }
 
 /* The disk fills up while frames are being written. */
-static void check_disk_full_mid_run(void)
-{
+static void check_disk_full_mid_run(void) {
     char folder[512], command[16384];
     snprintf(folder, sizeof folder, "%s/small", work);
     mkdir(folder, 0777);
@@ -117,8 +118,7 @@ static void check_disk_full_mid_run(void)
 
 /* The disk is full when the AU columns are rewritten at the end ("<name>.csv.tmp"), and before
  * the first row (".csv.part"): /dev/full stands in for the file. */
-static void check_disk_full_at(const char *suffix, const char *what)
-{
+static void check_disk_full_at(const char *suffix, const char *what) {
     char folder[512], command[16384], path[1024];
     snprintf(folder, sizeof folder, "%s/full%s", work, suffix);
     mkdir(folder, 0777);
@@ -128,8 +128,7 @@ static void check_disk_full_at(const char *suffix, const char *what)
              "'%s' -f '%s' --landmarks-from '%s' -out_dir %s -aus -q 2>%s/stderr.txt", FACEAU_CLI,
              video, landmarks, folder, work);
     int code = run_shell(command);
-    CHECK(code == 13 && strstr(output_text, path) &&
-              strstr(output_text, "No space left on device"),
+    CHECK(code == 13 && strstr(output_text, path) && strstr(output_text, "No space left on device"),
           "%s: exit %d: %s", what, code, output_text);
     snprintf(path, sizeof path, "%s/changeLighting.csv", folder);
     CHECK(!exists(path), "%s: no CSV", what);
@@ -143,8 +142,7 @@ static void check_disk_full_at(const char *suffix, const char *what)
 
 /* A signal mid-run: the current frame finishes, the rows so far stay whole in .part, no CSV,
  * exit 128 + signal. The tracked default.wmv (288 frames, seconds) is long enough. */
-static void check_signal(int signal_number, const char *name)
-{
+static void check_signal(int signal_number, const char *name) {
     char folder[512], command[16384], path[1024];
     snprintf(folder, sizeof folder, "%s/%s", work, name);
     snprintf(path, sizeof path, "%s/default.csv.part", folder);
@@ -154,8 +152,8 @@ static void check_signal(int signal_number, const char *name)
              "sleep 0.02; done; kill -%s $pid; wait $pid",
              FACEAU_CLI, test_shared_path("data/videos/default.wmv"), folder, work, path, name);
     int code = run_shell(command);
-    CHECK(code == 128 + signal_number && strstr(output_text, "interrupted"),
-          "%s: exit %d: %s", name, code, output_text);
+    CHECK(code == 128 + signal_number && strstr(output_text, "interrupted"), "%s: exit %d: %s",
+          name, code, output_text);
     int rows = whole_rows(path, name);
     CHECK(rows >= 19 && rows < 288, "%s: %d whole rows kept", name, rows);
     snprintf(path, sizeof path, "%s/default.csv", folder);
@@ -164,13 +162,13 @@ static void check_signal(int signal_number, const char *name)
     CHECK(!exists(path), "%s: no HOG file", name);
 }
 
-int main(void)
-{
+int main(void) {
     strcpy(work, "/tmp/faceau_faults_XXXXXX");
     CHECK(mkdtemp(work) != NULL, "temporary folder");
     snprintf(video, sizeof video, "%s", test_shared_path("data/videos/changeLighting.wmv"));
-    snprintf(landmarks, sizeof landmarks, "%s",
-             test_shared_path("data/reference/openface-2.2-clnf/changeLighting/changeLighting.csv"));
+    snprintf(
+        landmarks, sizeof landmarks, "%s",
+        test_shared_path("data/reference/openface-2.2-clnf/changeLighting/changeLighting.csv"));
     setenv("FACEAU_MODELS", test_models_dir(), 1);
 
     check_disk_full_mid_run();

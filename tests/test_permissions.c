@@ -18,8 +18,7 @@ static char as_user[128]; /* the command prefix that drops privileges, "" if not
 static char output_text[65536];
 static char program[512]; /* the copy of faceau */
 
-static int run_command(const char *command)
-{
+static int run_command(const char *command) {
     int status = system(command);
     char path[512];
     snprintf(path, sizeof path, "%s/stderr.txt", work);
@@ -31,8 +30,7 @@ static int run_command(const char *command)
 }
 
 /* faceau with arguments, unprivileged, without a model cache; returns the exit code. */
-static int run(const char *arguments)
-{
+static int run(const char *arguments) {
     char command[16384];
     snprintf(command, sizeof command, "%s %s %s --cache-dir '' -q 2>%s/stderr.txt", as_user,
              program, arguments, work);
@@ -40,8 +38,7 @@ static int run(const char *arguments)
 }
 
 /* Finds a way to run faceau as an unprivileged user; 0 if none works. */
-static int choose_user(void)
-{
+static int choose_user(void) {
     if (geteuid() != 0) return 1;
     static const char *const prefixes[] = {
         "setpriv --reuid=65534 --regid=65534 --clear-groups --",
@@ -49,8 +46,8 @@ static int choose_user(void)
     };
     for (size_t i = 0; i < sizeof prefixes / sizeof *prefixes; i++) {
         char command[8192];
-        snprintf(command, sizeof command, "%s %s --version >/dev/null 2>%s/stderr.txt",
-                 prefixes[i], program, work);
+        snprintf(command, sizeof command, "%s %s --version >/dev/null 2>%s/stderr.txt", prefixes[i],
+                 program, work);
         snprintf(as_user, sizeof as_user, "%s", prefixes[i]);
         if (run_command(command) == 0) return 1;
     }
@@ -58,20 +55,17 @@ static int choose_user(void)
     return 0;
 }
 
-static int exists(const char *path)
-{
+static int exists(const char *path) {
     struct stat info;
     return stat(path, &info) == 0;
 }
 
-static int one_line(const char *text)
-{
+static int one_line(const char *text) {
     const char *newline = strchr(text, '\n');
     return newline && newline[1] == '\0';
 }
 
-int main(void)
-{
+int main(void) {
     strcpy(work, "/tmp/faceau_permissions_XXXXXX");
     CHECK(mkdtemp(work) != NULL, "temporary folder");
     chmod(work, 0777); /* the unprivileged user writes its outputs here */
@@ -119,14 +113,14 @@ int main(void)
              "-f %s/locked.wmv --landmarks-from %s -f %s/open.wmv --landmarks-from %s "
              "-out_dir %s/out -aus %s",
              work, landmarks, work, landmarks, work, models);
-    CHECK(run(args) == 13 && strstr(output_text, "1 of 2 inputs done, 1 failed"),
-          "batch: %s", output_text);
+    CHECK(run(args) == 13 && strstr(output_text, "1 of 2 inputs done, 1 failed"), "batch: %s",
+          output_text);
     snprintf(path, sizeof path, "%s/out/open.csv", work);
     CHECK(exists(path), "the readable video of the batch was processed");
 
     /* An unreadable landmark CSV. */
-    snprintf(command, sizeof command, "cp %s %s/locked.csv && chmod 000 %s/locked.csv",
-             landmarks, work, work);
+    snprintf(command, sizeof command, "cp %s %s/locked.csv && chmod 000 %s/locked.csv", landmarks,
+             work, work);
     CHECK(system(command) == 0, "copy landmarks");
     snprintf(args, sizeof args, "-f %s/open.wmv --landmarks-from %s/locked.csv -out_dir %s/out %s",
              work, work, work, models);
@@ -147,8 +141,8 @@ int main(void)
     CHECK(run(args) == 13 && strstr(output_text, "closed") &&
               strstr(output_text, "Permission denied") && one_line(output_text),
           "unlistable folder: %s", output_text);
-    snprintf(args, sizeof args, "-fdir %s/frames --landmarks-from %s -out_dir %s/out -aus %s",
-             work, sequence_landmarks, work, models);
+    snprintf(args, sizeof args, "-fdir %s/frames --landmarks-from %s -out_dir %s/out -aus %s", work,
+             sequence_landmarks, work, models);
     CHECK(run(args) == 13 && strstr(output_text, "frames/002.jpg") &&
               strstr(output_text, "Permission denied"),
           "unreadable image: %s", output_text);

@@ -13,8 +13,7 @@ static char work[256];
 static char output_text[65536];
 
 /* Runs faceau with arguments (a shell fragment), stderr captured; returns the exit code. */
-static int run(const char *arguments)
-{
+static int run(const char *arguments) {
     char command[16384];
     snprintf(command, sizeof command, "'%s' %s --models '%s' -q 2>%s/stderr.txt", FACEAU_CLI,
              arguments, test_models_dir(), work);
@@ -28,10 +27,10 @@ static int run(const char *arguments)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
 
-static int count_lines(const char *text)
-{
+static int count_lines(const char *text) {
     int lines = 0;
-    for (; *text; text++) lines += *text == '\n';
+    for (; *text; text++)
+        lines += *text == '\n';
     return lines;
 }
 
@@ -41,10 +40,11 @@ static int count_lines(const char *text)
 enum { VFR_FRAMES = 24 };
 
 /* Frame i is a flat gray of level 20 + 9 i, so a dropped or repeated frame shows. */
-static int vfr_level(int index) { return 20 + 9 * index; }
+static int vfr_level(int index) {
+    return 20 + 9 * index;
+}
 
-static void draw_flat_yuv(void *context, int index, AVFrame *frame)
-{
+static void draw_flat_yuv(void *context, int index, AVFrame *frame) {
     (void)context;
     for (int plane = 0; plane < 3; plane++) {
         int width = plane ? (frame->width + 1) / 2 : frame->width;
@@ -58,8 +58,7 @@ static void draw_flat_yuv(void *context, int index, AVFrame *frame)
 /* OpenCV 4.6's CAP_PROP_FPS, which OpenFace's timestamps divide by: the stream's average frame
  * rate, else FFmpeg's guess (checked against OpenCV on both files: 15.7998... for the MP4, whose
  * guess would be 1000; 1000 for the MKV, which records no average). */
-static double opencv_fps(const char *path)
-{
+static double opencv_fps(const char *path) {
     AVFormatContext *format = NULL;
     double fps = 0;
     if (avformat_open_input(&format, path, NULL, NULL) == 0 &&
@@ -74,8 +73,7 @@ static double opencv_fps(const char *path)
 }
 
 /* The frame whose flat level (limited-range luma, neutral chroma, shown as BGR) is nearest. */
-static int frame_shown(int bgr_level)
-{
+static int frame_shown(int bgr_level) {
     int best = -1, best_distance = 1 << 30;
     for (int i = 0; i < VFR_FRAMES; i++) {
         double shown = (vfr_level(i) - 16) * 255.0 / 219.0;
@@ -85,17 +83,22 @@ static int frame_shown(int bgr_level)
     return best;
 }
 
-static void check_vfr(const char *name, const char *encoder, int pixel_format)
-{
+static void check_vfr(const char *name, const char *encoder, int pixel_format) {
     /* Milliseconds: 10 fps, then a 0.37 s gap, then 20 fps, then frames 7 ms apart. */
     int64_t pts[VFR_FRAMES];
     for (int i = 0; i < VFR_FRAMES; i++)
         pts[i] = i < 8 ? 100 * i : i < 16 ? 1070 + 50 * (i - 8) : 1470 + 7 * (i - 16);
     char path[512];
     snprintf(path, sizeof path, "%s/%s", work, name);
-    test_video_spec_t spec = {.path = path, .encoder = encoder, .pixel_format = pixel_format,
-                              .width = 64, .height = 48, .frames = VFR_FRAMES, .time_base = 1000,
-                              .pts = pts, .draw = draw_flat_yuv};
+    test_video_spec_t spec = {.path = path,
+                              .encoder = encoder,
+                              .pixel_format = pixel_format,
+                              .width = 64,
+                              .height = 48,
+                              .frames = VFR_FRAMES,
+                              .time_base = 1000,
+                              .pts = pts,
+                              .draw = draw_flat_yuv};
     CHECK(test_video_write(&spec) == 0, "%s: encode", name);
     double fps = opencv_fps(path);
     CHECK(fps > 0, "%s: frame rate %g", name, fps);
@@ -164,14 +167,14 @@ static void check_vfr(const char *name, const char *encoder, int pixel_format)
  * min(255, (v + 128) >> 8) for 16 bits (swscale's rounding; checked against OpenCV 4.6 for all
  * 65536 values). */
 
-static int gray8_value(int x, int y, int index) { return (x * 7 + y * 13 + index * 29) % 256; }
-static int gray16_value(int x, int y, int index)
-{
+static int gray8_value(int x, int y, int index) {
+    return (x * 7 + y * 13 + index * 29) % 256;
+}
+static int gray16_value(int x, int y, int index) {
     return (x * 1021 + y * 4093 + index * 257 * 29 + (x & 3) * 61) % 65536;
 }
 
-static void draw_gray(void *context, int index, AVFrame *frame)
-{
+static void draw_gray(void *context, int index, AVFrame *frame) {
     int sixteen = *(const int *)context;
     for (int y = 0; y < frame->height; y++)
         for (int x = 0; x < frame->width; x++) {
@@ -185,15 +188,19 @@ static void draw_gray(void *context, int index, AVFrame *frame)
         }
 }
 
-static void check_gray(int sixteen)
-{
+static void check_gray(int sixteen) {
     const char *name = sixteen ? "gray16.mkv" : "gray8.mkv";
     char path[512];
     snprintf(path, sizeof path, "%s/%s", work, name);
-    test_video_spec_t spec = {.path = path, .encoder = "ffv1",
+    test_video_spec_t spec = {.path = path,
+                              .encoder = "ffv1",
                               .pixel_format = sixteen ? AV_PIX_FMT_GRAY16LE : AV_PIX_FMT_GRAY8,
-                              .width = 256, .height = 16, .frames = 4, .time_base = 25,
-                              .draw = draw_gray, .context = &sixteen};
+                              .width = 256,
+                              .height = 16,
+                              .frames = 4,
+                              .time_base = 25,
+                              .draw = draw_gray,
+                              .context = &sixteen};
     CHECK(test_video_write(&spec) == 0, "%s: encode", name);
     fa_source_t *source = NULL;
     fa_error_t error = {0};
@@ -203,8 +210,8 @@ static void check_gray(int sixteen)
     for (; source && fa_source_read(source, &frame, NULL, &error) == FA_OK; frames++)
         for (int y = 0; y < frame->height; y++)
             for (int x = 0; x < frame->width; x++) {
-                int v = sixteen ? (gray16_value(x, y, frames) + 128) >> 8
-                                : gray8_value(x, y, frames);
+                int v =
+                    sixteen ? (gray16_value(x, y, frames) + 128) >> 8 : gray8_value(x, y, frames);
                 if (v > 255) v = 255;
                 const uint8_t *p = frame->data + y * frame->stride + 3 * x;
                 wrong += p[0] != v || p[1] != v || p[2] != v;
@@ -218,26 +225,32 @@ static void check_gray(int sixteen)
 /* Odd and tiny sizes: lossless BGR frames come back exactly; the program writes one row per
  * frame, no face (OpenFace's rows for faceless frames). */
 
-static int pattern(int x, int y, int c, int index) { return (x * 31 + y * 17 + c * 71 + index * 5) % 256; }
+static int pattern(int x, int y, int c, int index) {
+    return (x * 31 + y * 17 + c * 71 + index * 5) % 256;
+}
 
-static void draw_bgr0(void *context, int index, AVFrame *frame)
-{
+static void draw_bgr0(void *context, int index, AVFrame *frame) {
     (void)context;
     for (int y = 0; y < frame->height; y++)
         for (int x = 0; x < frame->width; x++) {
             uint8_t *p = frame->data[0] + y * frame->linesize[0] + 4 * x;
-            for (int c = 0; c < 3; c++) p[c] = (uint8_t)pattern(x, y, c, index);
+            for (int c = 0; c < 3; c++)
+                p[c] = (uint8_t)pattern(x, y, c, index);
             p[3] = 0;
         }
 }
 
-static void check_size(int width, int height)
-{
+static void check_size(int width, int height) {
     char name[64], path[512];
     snprintf(name, sizeof name, "size_%dx%d", width, height);
     snprintf(path, sizeof path, "%s/%s.mkv", work, name);
-    test_video_spec_t spec = {.path = path, .encoder = "ffv1", .pixel_format = AV_PIX_FMT_BGR0,
-                              .width = width, .height = height, .frames = 5, .time_base = 25,
+    test_video_spec_t spec = {.path = path,
+                              .encoder = "ffv1",
+                              .pixel_format = AV_PIX_FMT_BGR0,
+                              .width = width,
+                              .height = height,
+                              .frames = 5,
+                              .time_base = 25,
                               .draw = draw_bgr0};
     CHECK(test_video_write(&spec) == 0, "%s: encode", name);
     fa_source_t *source = NULL;
@@ -265,7 +278,8 @@ static void check_size(int width, int height)
     test_csv_t csv;
     if (test_csv_load(csv_path, &csv) == 0) {
         int success = test_csv_column(&csv, "success"), found = 0;
-        for (int r = 0; r < csv.rows && success >= 0; r++) found += test_csv_value(&csv, r, success) != 0;
+        for (int r = 0; r < csv.rows && success >= 0; r++)
+            found += test_csv_value(&csv, r, success) != 0;
         CHECK(csv.rows == 5 && success >= 0 && found == 0, "%s: %d rows, %d with a face", name,
               csv.rows, found);
         test_csv_free(&csv);
@@ -278,9 +292,10 @@ static void check_size(int width, int height)
 /* Audio only: a one-line error naming the file, exit 15 (the input cannot be used as a video),
  * and a batch goes on with the next input. */
 
-static void check_audio_only(void)
-{
-    static const struct { const char *name, *encoder; } files[] = {
+static void check_audio_only(void) {
+    static const struct {
+        const char *name, *encoder;
+    } files[] = {
         {"tone.wav", "pcm_s16le"},
         {"tone.mp4", "aac"},
     };
@@ -296,8 +311,8 @@ static void check_audio_only(void)
     }
     /* In a batch, the video after it is still processed. */
     char args[2048], path[600];
-    snprintf(args, sizeof args, "-f %s/tone.wav -f %s/size_33x17.mkv -out_dir %s/audio_batch",
-             work, work, work);
+    snprintf(args, sizeof args, "-f %s/tone.wav -f %s/size_33x17.mkv -out_dir %s/audio_batch", work,
+             work, work);
     CHECK(run(args) == 15 && strstr(output_text, "1 of 2 inputs done, 1 failed"), "batch: %s",
           output_text);
     snprintf(path, sizeof path, "%s/audio_batch/size_33x17.csv", work);
@@ -306,8 +321,7 @@ static void check_audio_only(void)
     if (file) fclose(file);
 }
 
-int main(void)
-{
+int main(void) {
     strcpy(work, "/tmp/faceau_videos_XXXXXX");
     CHECK(mkdtemp(work) != NULL, "temporary folder");
     check_vfr("vfr.mp4", "mpeg4", AV_PIX_FMT_YUV420P);
@@ -319,7 +333,8 @@ int main(void)
     check_size(2, 1);
     check_audio_only();
     char command[300];
-    snprintf(command, sizeof command, getenv("FACEAU_TEST_KEEP") ? "echo kept %s" : "rm -rf '%s'", work);
+    snprintf(command, sizeof command, getenv("FACEAU_TEST_KEEP") ? "echo kept %s" : "rm -rf '%s'",
+             work);
     CHECK(system(command) == 0, "cleanup");
     return test_finish("test_video_inputs");
 }

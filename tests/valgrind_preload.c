@@ -7,4 +7,6 @@
 
 uint64_t _ZN3hwy8platform15TimerResolutionEv(void);
 
-uint64_t _ZN3hwy8platform15TimerResolutionEv(void) { return 1; }
+uint64_t _ZN3hwy8platform15TimerResolutionEv(void) {
+    return 1;
+}
