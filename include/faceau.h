@@ -238,6 +238,10 @@ void fa_source_close(fa_source_t *source);
 fa_status fa_source_read(fa_source_t *source, const fa_image_t **frame, double *timestamp,
                          fa_error_t *error);
 double fa_source_fps(const fa_source_t *source); /* 0 when unknown (images) */
+/* Video timestamps: by default OpenFace's, frame number * (1 / fps); enabled, the stream's own
+ * presentation times from the first frame, which differ on variable frame rate recordings.
+ * Call before the first read. */
+void fa_source_use_stream_timestamps(fa_source_t *source, int enabled);
 
 /* ---------------------------------------------------------------------------------------------
  * Landmark files: an OpenFace CSV (columns frame, success, x_0..x_67, y_0..y_67; confidence is

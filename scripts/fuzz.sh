@@ -11,7 +11,8 @@ run_only=0
 if [ "${1:-}" = "--run-only" ]; then run_only=1; shift; fi
 seconds=${1:-${FUZZ_SECONDS:-60}}
 [ $# -gt 0 ] && shift
-names=${*:-"model_text model_binary landmark_csv image video model_cache"}
+all_names="model_text model_binary landmark_csv image video model_cache"
+names=${*:-$all_names}
 shared=${FACEAU_SHARED:-$root/../shared}
 models=${FACEAU_MODELS:-$shared/models/openface}
 build=${FUZZ_BUILD_DIR:-$root/build-fuzz}
@@ -31,7 +32,7 @@ seed() {
     { [ -n "$2" ] && printf "\\$(printf %03o "$2")"; head -c "${4:-1000000}" "$3"; } >"$out"
 }
 
-for name in $names; do mkdir -p "$build/corpus/$name" "$build/artifacts/$name"; done
+for name in $all_names; do mkdir -p "$build/corpus/$name" "$build/artifacts/$name"; done
 seed model_text 0 "$models/model/pdms/In-the-wild_aligned_PDM_68.txt" 4000
 seed model_text 1 "$models/AU_predictors/svr_combined/AU_12_static_intensity_comb.dat" 60000
 seed model_text 2 "$models/model/pdms/In-the-wild_aligned_PDM_68.txt"

@@ -1,10 +1,14 @@
 /* Still-image formats beyond the plain cases: EXIF orientation in JPEGs (turned upright as
- * imread does), interlaced PNGs, 16-bit and gray PNGs. Expected images are built in the test
+ * imread does), interlaced, 16-bit, gray, paletted, low-bit and transparent PNGs, gray and CMYK
+ * JPEGs. Expected images are built in the test
  * from the definitions (EXIF's orientation table, PNG's sample layout), not by faceau's code. */
 #include <png.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <jpeglib.h> /* after stdio.h, which it needs */
 
 #include "io/image_file.h"
 #include "testing.h"
@@ -179,11 +183,231 @@ static void check_png_layouts(void)
     }
 }
 
+/* PNG layouts with palettes, transparency and samples below 8 bits, written with libpng.
+ * imread(IMREAD_COLOR) expands palettes and low-bit gray (v * 255 / (2^depth - 1)), and drops
+ * alpha and tRNS without compositing (checked against OpenCV 4.6 on each layout). */
+typedef struct png_layout {
+    int color_type, bit_depth, transparency;
+    const char *name;
+} png_layout_t;
+
+static unsigned layout_sample(int x, int y, int c, int bit_depth)
+{
+    unsigned v = (unsigned)(x * 29 + y * 83 + c * 47 + x * y) % 65521;
+    return bit_depth == 16 ? v : v % (1u << bit_depth);
+}
+
+static void palette_entry(unsigned index, int c, png_byte *value)
+{
+    *value = (png_byte)((index * 53 + (unsigned)c * 101 + 7) % 256);
+}
+
+static void write_png_layout(const char *path, const png_layout_t *layout, int width, int height)
+{
+    FILE *file = fopen(path, "wb");
+    png_structp png = png_create_write_struct(PNG_LIBPNG_VER_STRING, NULL, NULL, NULL);
+    png_infop info = png_create_info_struct(png);
+    png_init_io(png, file);
+    png_set_IHDR(png, info, (png_uint_32)width, (png_uint_32)height, layout->bit_depth,
+                 layout->color_type, PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT,
+                 PNG_FILTER_TYPE_DEFAULT);
+    int channels = png_get_channels(png, info);
+    if (layout->color_type == PNG_COLOR_TYPE_PALETTE) {
+        png_color palette[256];
+        int entries = 1 << layout->bit_depth;
+        for (int i = 0; i < entries; i++) {
+            palette_entry((unsigned)i, 0, &palette[i].red);
+            palette_entry((unsigned)i, 1, &palette[i].green);
+            palette_entry((unsigned)i, 2, &palette[i].blue);
+        }
+        png_set_PLTE(png, info, palette, entries);
+    }
+    if (layout->transparency) {
+        png_byte alphas[256];
+        for (int i = 0; i < 256; i++) alphas[i] = (png_byte)(i * 7);
+        png_color_16 key = {0, 1, 2, 3, 1};
+        if (layout->color_type == PNG_COLOR_TYPE_PALETTE)
+            png_set_tRNS(png, info, alphas, 1 << layout->bit_depth, NULL);
+        else
+            png_set_tRNS(png, info, NULL, 0, &key);
+    }
+    png_write_info(png, info);
+    size_t row_bytes = png_get_rowbytes(png, info);
+    png_bytep row = calloc(1, row_bytes);
+    for (int y = 0; y < height; y++) {
+        memset(row, 0, row_bytes);
+        for (int x = 0; x < width; x++)
+            for (int c = 0; c < channels; c++) {
+                unsigned v = layout_sample(x, y, c, layout->bit_depth);
+                size_t bit = ((size_t)x * (size_t)channels + (size_t)c) * (size_t)layout->bit_depth;
+                if (layout->bit_depth == 16) {
+                    row[bit / 8] = (png_byte)(v >> 8), row[bit / 8 + 1] = (png_byte)v;
+                } else { /* packed from the high bits down */
+                    row[bit / 8] |= (png_byte)(v << (8 - layout->bit_depth - bit % 8));
+                }
+            }
+        png_write_row(png, row);
+    }
+    png_write_end(png, info);
+    png_destroy_write_struct(&png, &info);
+    fclose(file);
+    free(row);
+}
+
+/* The BGR pixel imread shows for (x, y) of a layout. */
+static void expected_bgr(const png_layout_t *layout, int x, int y, unsigned bgr[3])
+{
+    int depth = layout->bit_depth;
+    if (layout->color_type == PNG_COLOR_TYPE_PALETTE) {
+        for (int c = 0; c < 3; c++) {
+            png_byte value;
+            palette_entry(layout_sample(x, y, 0, depth), 2 - c, &value);
+            bgr[c] = value;
+        }
+        return;
+    }
+    int color = layout->color_type & PNG_COLOR_MASK_COLOR;
+    for (int c = 0; c < 3; c++) {
+        unsigned v = layout_sample(x, y, color ? 2 - c : 0, depth);
+        bgr[c] = depth == 16 ? v >> 8 : v * 255u / ((1u << depth) - 1u);
+    }
+}
+
+static void check_png_palettes_and_alpha(void)
+{
+    static const png_layout_t layouts[] = {
+        {PNG_COLOR_TYPE_RGB_ALPHA, 8, 0, "RGBA"},
+        {PNG_COLOR_TYPE_RGB_ALPHA, 16, 0, "16-bit RGBA"},
+        {PNG_COLOR_TYPE_GRAY_ALPHA, 8, 0, "gray + alpha"},
+        {PNG_COLOR_TYPE_GRAY_ALPHA, 16, 0, "16-bit gray + alpha"},
+        {PNG_COLOR_TYPE_PALETTE, 8, 0, "palette"},
+        {PNG_COLOR_TYPE_PALETTE, 8, 1, "palette with tRNS"},
+        {PNG_COLOR_TYPE_PALETTE, 4, 0, "4-bit palette"},
+        {PNG_COLOR_TYPE_PALETTE, 1, 1, "1-bit palette with tRNS"},
+        {PNG_COLOR_TYPE_GRAY, 1, 0, "1-bit gray"},
+        {PNG_COLOR_TYPE_GRAY, 2, 0, "2-bit gray"},
+        {PNG_COLOR_TYPE_GRAY, 4, 1, "4-bit gray with tRNS"},
+        {PNG_COLOR_TYPE_RGB, 8, 1, "RGB with tRNS"},
+    };
+    for (size_t l = 0; l < sizeof layouts / sizeof *layouts; l++) {
+        int width = 19, height = 5;
+        char path[512];
+        snprintf(path, sizeof path, "%s/palette_%zu.png", work, l);
+        write_png_layout(path, &layouts[l], width, height);
+        fa_image_t image = {0};
+        fa_error_t error = {0};
+        CHECK(fa_image_file_read(path, &image, &error) == FA_OK, "%s: %s", layouts[l].name,
+              error.message);
+        int wrong = 0;
+        for (int y = 0; image.data && y < height; y++)
+            for (int x = 0; x < width; x++) {
+                unsigned bgr[3];
+                expected_bgr(&layouts[l], x, y, bgr);
+                for (int c = 0; c < 3; c++) wrong += image.data[y * image.stride + 3 * x + c] != bgr[c];
+            }
+        CHECK(image.data && image.width == width && image.height == height && wrong == 0,
+              "%s: %d samples wrong", layouts[l].name, wrong);
+        fa_image_release(&image);
+    }
+}
+
+/* A JPEG written with libjpeg from 4 or 1 components per pixel (random samples). */
+static void write_jpeg(const char *path, int width, int height, J_COLOR_SPACE stored)
+{
+    struct jpeg_compress_struct info;
+    struct jpeg_error_mgr errors;
+    info.err = jpeg_std_error(&errors);
+    jpeg_create_compress(&info);
+    FILE *file = fopen(path, "wb");
+    jpeg_stdio_dest(&info, file);
+    int gray = stored == JCS_GRAYSCALE;
+    info.image_width = (JDIMENSION)width;
+    info.image_height = (JDIMENSION)height;
+    info.input_components = gray ? 1 : 4;
+    info.in_color_space = gray ? JCS_GRAYSCALE : JCS_CMYK;
+    jpeg_set_defaults(&info);
+    jpeg_set_colorspace(&info, stored);
+    jpeg_set_quality(&info, 90, TRUE);
+    jpeg_start_compress(&info, TRUE);
+    unsigned char *row = malloc((size_t)width * 4);
+    unsigned seed = 99;
+    for (int y = 0; y < height; y++) {
+        for (int i = 0; i < width * info.input_components; i++) {
+            seed = seed * 1103515245u + 12345u;
+            row[i] = (unsigned char)(seed >> 16);
+        }
+        JSAMPROW rows[1] = {row};
+        jpeg_write_scanlines(&info, rows, 1);
+    }
+    jpeg_finish_compress(&info);
+    jpeg_destroy_compress(&info);
+    fclose(file);
+    free(row);
+}
+
+/* Gray, CMYK and YCCK JPEGs: libjpeg's own decoding (gray, or the four inks) is the reference;
+ * imread replicates gray, and turns inks into BGR as OpenCV's icvCvt_CMYK2BGR does:
+ * each channel k - ((255 - ink) * k >> 8) (checked against OpenCV 4.6). */
+static void check_jpeg_colour_spaces(void)
+{
+    static const struct { J_COLOR_SPACE stored; const char *name; } kinds[] = {
+        {JCS_GRAYSCALE, "gray"}, {JCS_CMYK, "CMYK"}, {JCS_YCCK, "YCCK"}};
+    for (size_t k = 0; k < sizeof kinds / sizeof *kinds; k++) {
+        int width = 37, height = 11, gray = kinds[k].stored == JCS_GRAYSCALE;
+        char path[512];
+        snprintf(path, sizeof path, "%s/colour_%zu.jpg", work, k);
+        write_jpeg(path, width, height, kinds[k].stored);
+        /* The reference decode. */
+        struct jpeg_decompress_struct info;
+        struct jpeg_error_mgr errors;
+        info.err = jpeg_std_error(&errors);
+        jpeg_create_decompress(&info);
+        FILE *file = fopen(path, "rb");
+        jpeg_stdio_src(&info, file);
+        jpeg_read_header(&info, TRUE);
+        info.out_color_space = gray ? JCS_GRAYSCALE : JCS_CMYK;
+        jpeg_start_decompress(&info);
+        unsigned char *samples = malloc((size_t)(width * height * 4));
+        while (info.output_scanline < info.output_height) {
+            JSAMPROW rows[1] = {samples + info.output_scanline * (unsigned)width *
+                                              (unsigned)info.output_components};
+            jpeg_read_scanlines(&info, rows, 1);
+        }
+        jpeg_finish_decompress(&info);
+        jpeg_destroy_decompress(&info);
+        fclose(file);
+
+        fa_image_t image = {0};
+        fa_error_t error = {0};
+        CHECK(fa_image_file_read(path, &image, &error) == FA_OK, "%s JPEG: %s", kinds[k].name,
+              error.message);
+        int wrong = 0;
+        for (int y = 0; image.data && y < height; y++)
+            for (int x = 0; x < width; x++)
+                for (int c = 0; c < 3; c++) {
+                    int expected;
+                    if (gray) {
+                        expected = samples[y * width + x];
+                    } else {
+                        const unsigned char *ink = samples + 4 * (y * width + x);
+                        int black = ink[3];
+                        expected = black - ((255 - ink[2 - c]) * black >> 8);
+                    }
+                    wrong += image.data[y * image.stride + 3 * x + c] != expected;
+                }
+        CHECK(image.data && wrong == 0, "%s JPEG: %d samples wrong", kinds[k].name, wrong);
+        fa_image_release(&image);
+        free(samples);
+    }
+}
+
 int main(void)
 {
     test_temporary_folder(work, sizeof work, "images");
     check_exif();
     check_png_layouts();
+    check_png_palettes_and_alpha();
+    check_jpeg_colour_spaces();
     test_remove_folder(work);
     return test_finish("test_image_formats");
 }

@@ -352,6 +352,42 @@ static void test_resize(void)
           dst[3], dst[11 * 3]);
 }
 
+/* The 8-bit resize (rows converted as they are needed) equals the float resize of the whole
+ * image converted first, bit for bit, for BGR and gray sources, halving and bilinear. */
+static void test_resize_bytes(void)
+{
+    static const int sizes[][4] = {{37, 23, 7, 5}, {40, 30, 20, 15}, {64, 48, 13, 10},
+                                   {17, 9, 40, 21}, {1, 1, 12, 12}, {33, 17, 12, 12}};
+    unsigned seed = 12345;
+    for (size_t t = 0; t < sizeof sizes / sizeof *sizes; t++)
+        for (int channels = 1; channels <= 3; channels += 2) {
+            int w = sizes[t][0], h = sizes[t][1], dw = sizes[t][2], dh = sizes[t][3];
+            size_t stride = (size_t)w * (size_t)channels + 5; /* rows with padding */
+            uint8_t *bytes = malloc(stride * (size_t)h);
+            float *floats = malloc(sizeof(float) * 3 * (size_t)(w * h));
+            float *expected = malloc(sizeof(float) * 3 * (size_t)(dw * dh));
+            float *got = malloc(sizeof(float) * 3 * (size_t)(dw * dh));
+            void *scratch = malloc(fa_resize_bytes_scratch_size(w, dw, dh));
+            for (int y = 0; y < h; y++)
+                for (int x = 0; x < w; x++)
+                    for (int c = 0; c < 3; c++) {
+                        if (c < channels) {
+                            seed = seed * 1103515245u + 12345u;
+                            bytes[(size_t)y * stride + (size_t)(x * channels + c)] =
+                                (uint8_t)(seed >> 16);
+                        }
+                        floats[(y * w + x) * 3 + c] =
+                            bytes[(size_t)y * stride + (size_t)(x * channels + (channels == 3 ? c : 0))];
+                    }
+            fa_resize_linear(floats, w, h, (size_t)w * 3, 3, expected, dw, dh, scratch);
+            fa_resize_linear_bytes(bytes, w, h, stride, channels, got, dw, dh, scratch);
+            CHECK(memcmp(expected, got, sizeof(float) * 3 * (size_t)(dw * dh)) == 0,
+                  "8-bit resize %dx%dx%d -> %dx%d differs from the float resize", w, h, channels,
+                  dw, dh);
+            free(bytes), free(floats), free(expected), free(got), free(scratch);
+        }
+}
+
 /* ----- model reader ----- */
 
 static void test_damaged_models(const char *directory)
@@ -532,6 +568,7 @@ int main(void)
     check_network(&mtcnn.onet, 48, 48, "ONet");
     test_fast_equals_reference();
     test_resize();
+    test_resize_bytes();
     char directory[1024];
     fa_path_directory(directory, sizeof(directory), detector);
     test_damaged_models(directory);

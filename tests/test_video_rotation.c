@@ -1,16 +1,26 @@
 /* Videos tagged with a display rotation (phones record sideways and tag the stream) are turned
  * upright as players turn them: ffmpeg's autorotate turns the frame clockwise by
  * -av_display_rotation_get(matrix) degrees. The test remuxes the sample H.264 video into MP4s
- * whose display matrices say "turn 90 degrees clockwise" and "turn 180 degrees" by that rule,
- * then checks every frame against the untagged video's, turned by the definition. */
+ * whose display matrices say "turn 90, 180, 270 degrees clockwise" by that rule and checks
+ * every frame against the untagged video's, turned by the definition; then the program, given
+ * default.wmv's frames stored sideways and tagged, must write exactly the CSV of the same frames
+ * stored upright. */
 #include <libavformat/avformat.h>
 #include <libavutil/display.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "media.h"
 #include "testing.h"
 
-enum { FRAMES = 12 };
+enum { FRAMES = 12, PROGRAM_FRAMES = 30 };
+
+static int turns_clockwise(const int32_t matrix[9], double clockwise)
+{
+    double turn = fmod(-av_display_rotation_get(matrix) - clockwise, 360.0);
+    return fabs(turn) < 1e-6 || fabs(fabs(turn) - 360.0) < 1e-6;
+}
 
 /* Copies the first packets of the video stream of `in` into an MP4 at `out` whose display
  * matrix tells players to turn the frames `clockwise` degrees. Returns 0 on success. */
@@ -29,10 +39,10 @@ static int remux_rotated(const char *in, const char *out, double clockwise)
         stream->time_base = input->streams[video]->time_base;
         int32_t matrix[9];
         av_display_rotation_set(matrix, clockwise);
-        /* Whatever av_display_rotation_set's sign convention, the players' rule decides. */
-        if (av_display_rotation_get(matrix) != -clockwise) av_display_rotation_set(matrix, -clockwise);
-        failed |= av_display_rotation_get(matrix) != -clockwise &&
-                  !(clockwise == 180 && av_display_rotation_get(matrix) == 180);
+        /* Whatever av_display_rotation_set's sign convention, the players' rule decides: they
+         * turn clockwise by -av_display_rotation_get(matrix), modulo a full turn. */
+        if (!turns_clockwise(matrix, clockwise)) av_display_rotation_set(matrix, -clockwise);
+        failed |= !turns_clockwise(matrix, clockwise);
 #if LIBAVFORMAT_VERSION_MAJOR >= 61
         AVPacketSideData *side = av_packet_side_data_new(
             &stream->codecpar->coded_side_data, &stream->codecpar->nb_coded_side_data,
@@ -89,9 +99,13 @@ static void compare(const char *plain_path, const char *rotated_path, int quarte
         for (int y = 0; y < b->height; y++)
             for (int x = 0; x < b->width; x++) {
                 /* Turned clockwise by 90 degrees: the displayed (x, y) is the stored
-                 * (y, H - 1 - x); by 180: (W - 1 - x, H - 1 - y). */
-                int sx = quarter_turns == 1 ? y : a->width - 1 - x;
-                int sy = quarter_turns == 1 ? a->height - 1 - x : a->height - 1 - y;
+                 * (y, H - 1 - x); by 180: (W - 1 - x, H - 1 - y); by 270: (W - 1 - y, x). */
+                int sx = quarter_turns == 1 ? y
+                         : quarter_turns == 2 ? a->width - 1 - x
+                                              : a->width - 1 - y;
+                int sy = quarter_turns == 1 ? a->height - 1 - x
+                         : quarter_turns == 2 ? a->height - 1 - y
+                                              : x;
                 wrong_pixels += memcmp(b->data + y * b->stride + 3 * x,
                                        a->data + sy * a->stride + 3 * sx, 3) != 0;
             }
@@ -105,21 +119,99 @@ static void compare(const char *plain_path, const char *rotated_path, int quarte
     fa_source_close(rotated);
 }
 
+/* Frames of default.wmv for the program check: stored turned a quarter counter-clockwise
+ * when `sideways`, so that the tagged video shows them upright. */
+typedef struct sideways_frames {
+    fa_image_t images[PROGRAM_FRAMES];
+    int sideways;
+} sideways_frames_t;
+
+static void draw_frame(void *context, int index, AVFrame *frame)
+{
+    const sideways_frames_t *frames = context;
+    const fa_image_t *image = &frames->images[index];
+    for (int y = 0; y < frame->height; y++)
+        for (int x = 0; x < frame->width; x++) {
+            /* Stored (x, y) of a frame turned counter-clockwise is upright (W - 1 - y, x)...
+             * seen the other way: turning it clockwise shows stored (y, H' - 1 - x). */
+            int ux = frames->sideways ? image->width - 1 - y : x;
+            int uy = frames->sideways ? x : y;
+            uint8_t *p = frame->data[0] + y * frame->linesize[0] + 4 * x;
+            memcpy(p, image->data + uy * image->stride + 3 * ux, 3);
+            p[3] = 0;
+        }
+}
+
+/* The program on a sideways recording tagged to be turned upright writes exactly the CSV it
+ * writes for the same frames stored upright: detection, tracking and AUs see upright faces. */
+static void check_program_upright(const char *work)
+{
+    sideways_frames_t *frames = calloc(1, sizeof *frames);
+    fa_source_t *source = NULL;
+    fa_error_t error = {0};
+    CHECK(fa_source_open(test_shared_path("data/videos/default.wmv"), FA_SOURCE_VIDEO, &source,
+                         &error) == FA_OK,
+          "%s", error.message);
+    int count = 0;
+    const fa_image_t *frame;
+    while (source && count < PROGRAM_FRAMES && fa_source_read(source, &frame, NULL, &error) == FA_OK)
+        CHECK_OK(fa_image_copy(&frames->images[count++], frame, &check_error_));
+    fa_source_close(source);
+    CHECK(count == PROGRAM_FRAMES, "%d frames", count);
+    char upright[256], sideways[256], command[8192];
+    snprintf(upright, sizeof upright, "%s/upright.mov", work);
+    snprintf(sideways, sizeof sideways, "%s/sideways.mov", work);
+    for (int turned = 0; turned < 2 && count == PROGRAM_FRAMES; turned++) {
+        frames->sideways = turned;
+        int width = frames->images[0].width, height = frames->images[0].height;
+        test_video_spec_t spec = {.path = turned ? sideways : upright, .encoder = "ffv1",
+                                  .pixel_format = AV_PIX_FMT_BGR0,
+                                  .width = turned ? height : width,
+                                  .height = turned ? width : height, .frames = count,
+                                  .time_base = 15, .display_clockwise = turned ? 90 : 0,
+                                  .draw = draw_frame, .context = frames};
+        CHECK(test_video_write(&spec) == 0, "encode %s", spec.path);
+    }
+    for (int i = 0; i < count; i++) fa_image_release(&frames->images[i]);
+    free(frames);
+    snprintf(command, sizeof command,
+             "'%s' -f %s -f %s -out_dir %s/out -2Dfp -pose -pdmparams -aus --models '%s' -q "
+             "--threads 1 && "
+             "cmp %s/out/upright.csv %s/out/sideways.csv",
+             FACEAU_CLI, upright, sideways, work, test_models_dir(), work, work);
+    CHECK(system(command) == 0, "the sideways recording gives the upright one's CSV");
+    snprintf(command, sizeof command, "%s/out/sideways.csv", work);
+    test_csv_t csv;
+    int found = 0, rows = 0;
+    if (test_csv_load(command, &csv) == 0) {
+        int success = test_csv_column(&csv, "success");
+        for (int r = 0; r < csv.rows && success >= 0; r++) found += test_csv_value(&csv, r, success) != 0;
+        rows = csv.rows;
+        test_csv_free(&csv);
+    }
+    CHECK(rows == PROGRAM_FRAMES && found == rows, "faces found on %d of %d rows of the sideways "
+          "recording", found, rows);
+}
+
 int main(void)
 {
     char work[256];
     test_temporary_folder(work, sizeof work, "rotation");
     const char *sample = test_shared_path("data/videos/two_faces.mp4");
-    char plain[256], quarter[256], half[256];
+    char plain[256], quarter[256], half[256], three[256];
     snprintf(plain, sizeof plain, "%s/plain.mp4", work);
     snprintf(quarter, sizeof quarter, "%s/quarter.mp4", work);
     snprintf(half, sizeof half, "%s/half.mp4", work);
+    snprintf(three, sizeof three, "%s/three_quarters.mp4", work);
     /* The untagged copy has the same packets, so any difference is the rotation. */
     CHECK(remux_rotated(sample, plain, 0) == 0, "remux without rotation");
     CHECK(remux_rotated(sample, quarter, 90) == 0, "remux turned a quarter clockwise");
     CHECK(remux_rotated(sample, half, 180) == 0, "remux turned a half");
+    CHECK(remux_rotated(sample, three, 270) == 0, "remux turned three quarters clockwise");
     compare(plain, quarter, 1);
     compare(plain, half, 2);
+    compare(plain, three, 3);
+    check_program_upright(work);
     test_remove_folder(work);
     return test_finish("test_video_rotation");
 }

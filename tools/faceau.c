@@ -30,6 +30,7 @@ typedef struct options {
     unsigned flags;
     int quiet;
     int threads; /* threads in all; 0 = one per core */
+    int stream_timestamps; /* --stream-timestamps */
     fa_settings_t settings;
 } options_t;
 
@@ -67,6 +68,9 @@ static void usage(FILE *out)
           "                        input given before it\n"
           "  --list FILE           inputs from a file: one video per line, optionally followed\n"
           "                        by a tab and its landmark CSV\n"
+          "  --stream-timestamps   the timestamp column from the video's own frame times\n"
+          "                        (variable frame rate recordings) instead of OpenFace's\n"
+          "                        frame number / fps\n"
           "  --threads N           threads (default 0: one per core); several inputs are\n"
           "                        processed at once, one input uses them in its pipeline\n"
           "  --models DIR          OpenFace's model folder (holding AU_predictors/ and model/);\n"
@@ -240,6 +244,8 @@ static int parse_arguments(int argc, char **argv, options_t *options)
             options->settings.au_static = 1;
         } else if (strcmp(arg, "-q") == 0) {
             options->quiet = 1;
+        } else if (strcmp(arg, "--stream-timestamps") == 0) {
+            options->stream_timestamps = 1;
         } else if (is_ignored_openface_flag(arg, &takes_value)) {
             if (takes_value && !value) goto missing;
             fprintf(stderr, "faceau: note: %s is accepted for OpenFace compatibility but not used\n",
@@ -373,6 +379,8 @@ static fa_status process_input(const input_t *input, const options_t *options,
     input_stem(input->path, stem, sizeof stem);
     long frames = 0;
     fa_status status = fa_source_open(input->path, input->kind, &run.source, error);
+    if (status == FA_OK && options->stream_timestamps)
+        fa_source_use_stream_timestamps(run.source, 1);
     if (status == FA_OK && input->landmarks)
         status = fa_landmark_file_open(input->landmarks, &run.landmarks, error);
     if (status == FA_OK) status = fa_session_create(models, &options->settings, &run.session, error);

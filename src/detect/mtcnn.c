@@ -25,7 +25,6 @@ typedef struct ranked {
 } ranked_t;
 
 enum {
-    BUFFER_FLOAT_IMAGE, /* the frame as float BGR */
     BUFFER_RESIZED,     /* a pyramid level or a crop resized to the network input */
     BUFFER_PLANES,      /* normalised planar RGB network input */
     BUFFER_CANVAS,      /* a crop with its zero border */
@@ -111,7 +110,10 @@ void fa_mtcnn_workspace_release(fa_mtcnn_workspace_t *workspace)
 static void *buffer(fa_mtcnn_workspace_t *workspace, int which, size_t bytes, fa_error_t *error)
 {
     if (bytes > workspace->capacities[which]) {
-        size_t grown = bytes + bytes / 2;
+        /* Growth by half again only for a buffer that grows: the first frame's size is often
+         * the last, and the zeroing below makes every byte resident (a 48-megapixel photo's
+         * float image is 576 MB). */
+        size_t grown = workspace->capacities[which] ? bytes + bytes / 2 : bytes;
         void *data = realloc(workspace->buffers[which], grown);
         if (!data) {
             fa_error_set(error, FA_ERROR_NO_MEMORY, "MTCNN workspace: out of memory");
@@ -273,21 +275,21 @@ static float face_probability(float out0, float out1)
 /* Runs PNet on one pyramid level and appends the proposals above threshold, scanning columns
  * outer and rows inner as OpenFace does. */
 static fa_status pnet_scale(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace,
-                            const fa_mtcnn_settings_t *settings, const float *image, int width,
-                            int height, double scale, proposal_t **proposals, int *count,
-                            fa_error_t *error)
+                            const fa_mtcnn_settings_t *settings, const fa_image_t *image,
+                            double scale, proposal_t **proposals, int *count, fa_error_t *error)
 {
+    const int width = image->width, height = image->height;
     int scaled_h = (int)ceil(height * scale), scaled_w = (int)ceil(width * scale);
     if (scaled_h < FACE_SUPPORT || scaled_w < FACE_SUPPORT) return FA_OK;
     size_t pixels = (size_t)scaled_w * (size_t)scaled_h;
     float *resized = buffer(workspace, BUFFER_RESIZED, pixels * 3 * sizeof(float), error);
     float *planes =
         buffer(workspace, BUFFER_PLANES, (pixels * 3 + FA_CNN_PADDING) * sizeof(float), error);
-    void *scratch =
-        buffer(workspace, BUFFER_SCRATCH, fa_resize_scratch_size(scaled_w, scaled_h, 3), error);
+    void *scratch = buffer(workspace, BUFFER_SCRATCH,
+                           fa_resize_bytes_scratch_size(width, scaled_w, scaled_h), error);
     if (!resized || !planes || !scratch) return FA_ERROR_NO_MEMORY;
-    fa_resize_linear(image, width, height, (size_t)width * 3, 3, resized, scaled_w, scaled_h,
-                     scratch);
+    fa_resize_linear_bytes(image->data, width, height, (size_t)image->stride, image->channels,
+                           resized, scaled_w, scaled_h, scratch);
     to_planes(resized, scaled_w, scaled_h, planes);
     fa_tensor_t input = {3, scaled_h, scaled_w, planes}, output;
     fa_status status =
@@ -329,12 +331,23 @@ static fa_status pnet_scale(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *works
     return FA_OK;
 }
 
+/* count pixels of row y from column x as BGR floats (a gray frame's value replicated), as
+ * OpenFace's float copy of the frame holds them. */
+static void copy_as_floats(const fa_image_t *image, int x, int y, int count, float *out)
+{
+    const uint8_t *row = image->data + (ptrdiff_t)y * image->stride;
+    for (int i = 0; i < count; i++)
+        for (int c = 0; c < 3; c++)
+            out[3 * i + c] = (float)row[image->channels == 1 ? x + i : 3 * (x + i) + c];
+}
+
 /* Cuts box (x, y, side) plus one pixel with a zero border where it leaves the image, resizes it
  * to size x size and runs the network; returns the probability and the regression. */
 static fa_status refine(const fa_cnn_t *net, fa_mtcnn_workspace_t *workspace,
-                        const fa_mtcnn_settings_t *settings, const float *image, int width,
-                        int height, proposal_t *box, int size, fa_error_t *error)
+                        const fa_mtcnn_settings_t *settings, const fa_image_t *image,
+                        proposal_t *box, int size, fa_error_t *error)
 {
+    const int width = image->width, height = image->height;
     const float target_w = box->width + 1.0f, target_h = box->height + 1.0f;
     const int canvas_w = truncate_to_int(target_w), canvas_h = truncate_to_int(target_h);
     if (canvas_w < 1 || canvas_h < 1 || (size_t)canvas_w * (size_t)canvas_h > ((size_t)1 << 28))
@@ -370,10 +383,9 @@ static fa_status refine(const fa_cnn_t *net, fa_mtcnn_workspace_t *workspace,
     if (copy_w > 0 && copy_h > 0 && copy_w == end_x_out - start_x_out &&
         copy_h == end_y_out - start_y_out && end_x_out <= canvas_w && end_y_out <= canvas_h) {
         for (int y = 0; y < copy_h; y++)
-            memcpy(canvas +
-                       ((size_t)(start_y_out + y) * (size_t)canvas_w + (size_t)start_x_out) * 3,
-                   image + ((size_t)(start_y_in + y) * (size_t)width + (size_t)start_x_in) * 3,
-                   (size_t)copy_w * 3 * sizeof(float));
+            copy_as_floats(image, start_x_in, start_y_in + y, copy_w,
+                           canvas + ((size_t)(start_y_out + y) * (size_t)canvas_w +
+                                     (size_t)start_x_out) * 3);
     }
     fa_resize_linear(canvas, canvas_w, canvas_h, (size_t)canvas_w * 3, 3, resized, size, size,
                      scratch);
@@ -392,15 +404,14 @@ static fa_status refine(const fa_cnn_t *net, fa_mtcnn_workspace_t *workspace,
 
 /* Runs a refinement stage over all boxes and keeps those at or above threshold, in order. */
 static fa_status refine_all(const fa_cnn_t *net, fa_mtcnn_workspace_t *workspace,
-                            const fa_mtcnn_settings_t *settings, const float *image, int width,
-                            int height, proposal_t *boxes, int *count, int size, float threshold,
+                            const fa_mtcnn_settings_t *settings, const fa_image_t *image,
+                            proposal_t *boxes, int *count, int size, float threshold,
                             fa_error_t *error)
 {
     int kept = 0;
     for (int i = 0; i < *count; i++) {
         proposal_t box = boxes[i];
-        fa_status status =
-            refine(net, workspace, settings, image, width, height, &box, size, error);
+        fa_status status = refine(net, workspace, settings, image, &box, size, error);
         if (status != FA_OK) return status;
         if (box.score >= threshold) boxes[kept++] = box;
     }
@@ -410,18 +421,6 @@ static fa_status refine_all(const fa_cnn_t *net, fa_mtcnn_workspace_t *workspace
 
 /* ------------------------------------------------------------------------------------------ */
 /* Detection */
-
-static fa_status to_float_image(const fa_image_t *image, float *out)
-{
-    for (int y = 0; y < image->height; y++) {
-        const uint8_t *row = image->data + (ptrdiff_t)y * image->stride;
-        float *o = out + (size_t)y * (size_t)image->width * 3;
-        for (int x = 0; x < image->width; x++)
-            for (int c = 0; c < 3; c++)
-                o[3 * x + c] = (float)row[image->channels == 1 ? x : 3 * x + c];
-    }
-    return FA_OK;
-}
 
 static fa_status nms_step(fa_mtcnn_workspace_t *workspace, proposal_t *boxes, int *count,
                           float threshold, int minimum, fa_error_t *error)
@@ -451,11 +450,6 @@ fa_status fa_mtcnn_detect(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspa
         (image->channels != 1 && image->channels != 3) || settings->min_face < 1)
         return fa_error_set(error, FA_ERROR_ARGUMENT, "MTCNN: not an 8-bit gray or BGR image");
     const int width = image->width, height = image->height;
-    float *pixels = buffer(workspace, BUFFER_FLOAT_IMAGE,
-                           (size_t)width * (size_t)height * 3 * sizeof(float), error);
-    if (!pixels) return FA_ERROR_NO_MEMORY;
-    to_float_image(image, pixels);
-
     const int min_dim = width < height ? width : height;
     const int scales =
         (int)floor(log((double)settings->min_face / (double)min_dim) / log(PYRAMID_FACTOR)) + 1;
@@ -465,8 +459,7 @@ fa_status fa_mtcnn_detect(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspa
     for (int i = 0; i < scales; i++) {
         double scale = ((double)FACE_SUPPORT / (double)settings->min_face) * pow(PYRAMID_FACTOR, i);
         int first = total;
-        fa_status status = pnet_scale(mtcnn, workspace, settings, pixels, width, height, scale,
-                                      &all, &total, error);
+        fa_status status = pnet_scale(mtcnn, workspace, settings, image, scale, &all, &total, error);
         if (status != FA_OK) return status;
         int scale_count = total - first;
         status = nms_step(workspace, all + first, &scale_count, 0.5f, 0, error);
@@ -478,14 +471,14 @@ fa_status fa_mtcnn_detect(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspa
     apply_correction(all, total, 0);
     rectify(all, total);
 
-    status = refine_all(&mtcnn->rnet, workspace, settings, pixels, width, height, all, &total, 24,
+    status = refine_all(&mtcnn->rnet, workspace, settings, image, all, &total, 24,
                         settings->thresholds[1], error);
     if (status == FA_OK) status = nms_step(workspace, all, &total, 0.7f, 0, error);
     if (status != FA_OK) return status;
     apply_correction(all, total, 0);
     rectify(all, total);
 
-    status = refine_all(&mtcnn->onet, workspace, settings, pixels, width, height, all, &total, 48,
+    status = refine_all(&mtcnn->onet, workspace, settings, image, all, &total, 48,
                         settings->thresholds[2], error);
     if (status != FA_OK) return status;
     apply_correction(all, total, 1);

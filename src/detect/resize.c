@@ -53,13 +53,37 @@ static void resize_rows(const float *row, int src_width, int channels, const tap
     }
 }
 
+/* Where the resize gets source rows: a float image, or 8-bit BGR/gray rows converted on demand
+ * (exactly, as convertTo to float would) so that no float copy of a whole frame is needed. */
+typedef struct row_source {
+    const float *floats;
+    const uint8_t *bytes;
+    size_t stride; /* floats or bytes from one row to the next */
+    int width, byte_channels;
+    float *converted[2]; /* for 8-bit rows: one buffer per row parity */
+} row_source_t;
+
+static const float *source_row(const row_source_t *source, int y)
+{
+    if (source->floats) return source->floats + (size_t)y * source->stride;
+    const uint8_t *row = source->bytes + (size_t)y * source->stride;
+    float *out = source->converted[y & 1];
+    if (source->byte_channels == 1) {
+        for (int x = 0; x < source->width; x++)
+            out[3 * x] = out[3 * x + 1] = out[3 * x + 2] = (float)row[x];
+    } else {
+        for (int x = 0; x < 3 * source->width; x++) out[x] = (float)row[x];
+    }
+    return out;
+}
+
 /* OpenCV's INTER_AREA fast path for an exact halving: the 2x2 block summed left to right, top
  * to bottom, times 0.25. */
-static void halve(const float *src, size_t src_stride, int channels, float *dst, int dst_width,
+static void halve(const row_source_t *source, int channels, float *dst, int dst_width,
                   int dst_height)
 {
     for (int dy = 0; dy < dst_height; dy++) {
-        const float *s0 = src + (size_t)(2 * dy) * src_stride, *s1 = s0 + src_stride;
+        const float *s0 = source_row(source, 2 * dy), *s1 = source_row(source, 2 * dy + 1);
         float *d = dst + (size_t)dy * (size_t)dst_width * (size_t)channels;
         for (int dx = 0; dx < dst_width; dx++)
             for (int c = 0; c < channels; c++) {
@@ -70,8 +94,8 @@ static void halve(const float *src, size_t src_stride, int channels, float *dst,
     }
 }
 
-void fa_resize_linear(const float *src, int src_width, int src_height, size_t src_stride,
-                      int channels, float *dst, int dst_width, int dst_height, void *scratch)
+static void resize(const row_source_t *source, int src_width, int src_height, int channels,
+                   float *dst, int dst_width, int dst_height, void *scratch)
 {
     double inv_scale_x = (double)dst_width / src_width,
            inv_scale_y = (double)dst_height / src_height;
@@ -79,7 +103,7 @@ void fa_resize_linear(const float *src, int src_width, int src_height, size_t sr
     int iscale_x = (int)lrint(scale_x), iscale_y = (int)lrint(scale_y);
     if (fabs(scale_x - iscale_x) < DBL_EPSILON && fabs(scale_y - iscale_y) < DBL_EPSILON &&
         iscale_x == 2 && iscale_y == 2) {
-        halve(src, src_stride, channels, dst, dst_width, dst_height);
+        halve(source, channels, dst, dst_width, dst_height);
         return;
     }
     taps_t *x_taps = scratch, *y_taps = x_taps + dst_width;
@@ -99,14 +123,14 @@ void fa_resize_linear(const float *src, int src_width, int src_height, size_t sr
         int slot0 = cached[0] == s0 ? 0 : cached[1] == s0 ? 1 : -1;
         if (slot0 < 0) {
             slot0 = cached[0] == s1 ? 1 : 0;
-            resize_rows(src + (size_t)s0 * src_stride, src_width, channels, x_taps, dst_width,
+            resize_rows(source_row(source, s0), src_width, channels, x_taps, dst_width,
                         rows[slot0]);
             cached[slot0] = s0;
         }
         int slot1 = cached[0] == s1 ? 0 : cached[1] == s1 ? 1 : -1;
         if (slot1 < 0) {
             slot1 = 1 - slot0;
-            resize_rows(src + (size_t)s1 * src_stride, src_width, channels, x_taps, dst_width,
+            resize_rows(source_row(source, s1), src_width, channels, x_taps, dst_width,
                         rows[slot1]);
             cached[slot1] = s1;
         }
@@ -115,4 +139,31 @@ void fa_resize_linear(const float *src, int src_width, int src_height, size_t sr
         for (size_t i = 0; i < row_size; i++)
             d[i] = h[0][i] * b0 + h[1][i] * b1;
     }
+}
+
+void fa_resize_linear(const float *src, int src_width, int src_height, size_t src_stride,
+                      int channels, float *dst, int dst_width, int dst_height, void *scratch)
+{
+    row_source_t source = {.floats = src, .stride = src_stride, .width = src_width};
+    resize(&source, src_width, src_height, channels, dst, dst_width, dst_height, scratch);
+}
+
+size_t fa_resize_bytes_scratch_size(int src_width, int dst_width, int dst_height)
+{
+    return fa_resize_scratch_size(dst_width, dst_height, 3) +
+           2 * 3 * sizeof(float) * (size_t)src_width + 64;
+}
+
+void fa_resize_linear_bytes(const uint8_t *src, int src_width, int src_height, size_t src_stride,
+                            int src_channels, float *dst, int dst_width, int dst_height,
+                            void *scratch)
+{
+    /* The converted rows go after what the float resize uses of the scratch. */
+    uintptr_t rows = (uintptr_t)scratch + fa_resize_scratch_size(dst_width, dst_height, 3);
+    rows = (rows + 63) & ~(uintptr_t)63;
+    row_source_t source = {.bytes = src, .stride = src_stride, .width = src_width,
+                           .byte_channels = src_channels};
+    source.converted[0] = (float *)rows;
+    source.converted[1] = source.converted[0] + 3 * (size_t)src_width;
+    resize(&source, src_width, src_height, 3, dst, dst_width, dst_height, scratch);
 }

@@ -6,6 +6,7 @@
 #define FACEAU_DETECT_RESIZE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 /* Bytes of scratch fa_resize_linear needs. */
 size_t fa_resize_scratch_size(int dst_width, int dst_height, int channels);
@@ -14,5 +15,13 @@ size_t fa_resize_scratch_size(int dst_width, int dst_height, int channels);
  * contiguous. channels is 1..4. */
 void fa_resize_linear(const float *src, int src_width, int src_height, size_t src_stride,
                       int channels, float *dst, int dst_width, int dst_height, void *scratch);
+
+/* The same on an 8-bit image (src_channels 3, or 1 replicated to 3 as for a gray frame) whose
+ * values are taken as floats; dst gets 3 channels. Identical to converting the whole image to
+ * float first, without that image. */
+size_t fa_resize_bytes_scratch_size(int src_width, int dst_width, int dst_height);
+void fa_resize_linear_bytes(const uint8_t *src, int src_width, int src_height, size_t src_stride,
+                            int src_channels, float *dst, int dst_width, int dst_height,
+                            void *scratch);
 
 #endif

@@ -55,8 +55,13 @@ fa_status fa_bmp_write(const char *path, const fa_image_t *image, fa_error_t *er
         if (ok && row_bytes > data_bytes)
             ok = fwrite(padding, 1, row_bytes - data_bytes, file) == row_bytes - data_bytes;
     }
-    if (fclose(file) != 0) ok = 0;
-    if (!ok) return fa_error_set(error, FA_ERROR_IO, "%s: write failed", path);
+    int reason = ok ? 0 : errno;
+    if (fclose(file) != 0 && ok) ok = 0, reason = errno;
+    if (!ok) {
+        remove(path); /* a cut image would look like a finished one */
+        return fa_error_set(error, FA_ERROR_IO, "%s: write failed: %s", path,
+                            strerror(reason ? reason : EIO));
+    }
     return FA_OK;
 }
 

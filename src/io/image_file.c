@@ -75,6 +75,17 @@ static int exif_orientation(const unsigned char *data, unsigned length)
     return 1;
 }
 
+/* OpenCV's CMYK to BGR (imread of a CMYK or YCCK JPEG): each ink scaled by the black. */
+static void cmyk_to_bgr(const unsigned char *cmyk, unsigned width, unsigned char *bgr)
+{
+    for (unsigned x = 0; x < width; x++, cmyk += 4, bgr += 3) {
+        int k = cmyk[3];
+        bgr[0] = (unsigned char)(k - ((255 - cmyk[2]) * k >> 8));
+        bgr[1] = (unsigned char)(k - ((255 - cmyk[1]) * k >> 8));
+        bgr[2] = (unsigned char)(k - ((255 - cmyk[0]) * k >> 8));
+    }
+}
+
 static fa_status read_jpeg(FILE *file, const char *path, fa_image_t *image, int *orientation,
                            fa_error_t *error)
 {
@@ -83,10 +94,10 @@ static fa_status read_jpeg(FILE *file, const char *path, fa_image_t *image, int 
     info.err = jpeg_std_error(&failure.manager);
     failure.manager.error_exit = jpeg_fail;
     failure.manager.emit_message = jpeg_silence;
-    unsigned char *volatile gray_row = NULL;
+    unsigned char *volatile decoded_row = NULL; /* gray or CMYK samples before conversion */
     if (setjmp(failure.jump)) {
         jpeg_destroy_decompress(&info);
-        free(gray_row);
+        free(decoded_row);
         return fa_error_set(error, FA_ERROR_INPUT, "%s: bad JPEG: %s", path, failure.message);
     }
     jpeg_create_decompress(&info);
@@ -100,8 +111,10 @@ static fa_status read_jpeg(FILE *file, const char *path, fa_image_t *image, int 
             if (*orientation != 1) break;
         }
     int gray = info.num_components == 1;
-    /* As OpenCV: libjpeg-turbo converts straight to BGR; gray is replicated afterwards. */
-    info.out_color_space = gray ? JCS_GRAYSCALE : JCS_EXT_BGR;
+    int cmyk = info.jpeg_color_space == JCS_CMYK || info.jpeg_color_space == JCS_YCCK;
+    /* As OpenCV: libjpeg-turbo converts straight to BGR; gray is replicated afterwards, CMYK
+     * (print files) converted by OpenCV's formula. */
+    info.out_color_space = gray ? JCS_GRAYSCALE : cmyk ? JCS_CMYK : JCS_EXT_BGR;
     if (info.image_width * (unsigned long)info.image_height > MAX_IMAGE_PIXELS) {
         jpeg_destroy_decompress(&info);
         return fa_error_set(error, FA_ERROR_INPUT, "%s: image too large", path);
@@ -112,21 +125,26 @@ static fa_status read_jpeg(FILE *file, const char *path, fa_image_t *image, int 
         jpeg_destroy_decompress(&info);
         return status;
     }
-    if (gray) gray_row = malloc(info.output_width);
+    if (gray || cmyk) decoded_row = malloc((size_t)info.output_width * (cmyk ? 4 : 1));
+    if ((gray || cmyk) && !decoded_row) {
+        jpeg_destroy_decompress(&info);
+        return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+    }
     while (info.output_scanline < info.output_height) {
         JSAMPROW row = image->data + (ptrdiff_t)info.output_scanline * image->stride;
-        if (gray) {
-            JSAMPROW target = gray_row;
+        if (gray || cmyk) {
+            JSAMPROW target = decoded_row;
             jpeg_read_scanlines(&info, &target, 1);
-            for (unsigned x = 0; x < info.output_width; x++)
-                row[3 * x] = row[3 * x + 1] = row[3 * x + 2] = gray_row[x];
+            if (cmyk) cmyk_to_bgr(decoded_row, info.output_width, row);
+            for (unsigned x = 0; gray && x < info.output_width; x++)
+                row[3 * x] = row[3 * x + 1] = row[3 * x + 2] = decoded_row[x];
         } else {
             jpeg_read_scanlines(&info, &row, 1);
         }
     }
     jpeg_finish_decompress(&info);
     jpeg_destroy_decompress(&info);
-    free(gray_row);
+    free(decoded_row);
     return FA_OK;
 }
 

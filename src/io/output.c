@@ -121,7 +121,8 @@ fa_status fa_output_open(const char *out_dir, const char *stem, unsigned flags,
             status = fa_error_set(error, FA_ERROR_IO, "%s: %s", output->csv_part_path,
                                   strerror(errno));
         else if (!write_header(output))
-            status = fa_error_set(error, FA_ERROR_IO, "%s: write failed", output->csv_part_path);
+            status = fa_error_set(error, FA_ERROR_IO, "%s: write failed: %s",
+                                  output->csv_part_path, strerror(errno));
     }
     if (status == FA_OK && (flags & FA_OUTPUT_HOG)) {
         status = join_stem(output->hog_path, out_dir, stem, ".hog", error);
@@ -268,7 +269,8 @@ static fa_status rewrite_aus(fa_output_t *output, fa_au_series_t *series, fa_err
     free(line);
     if (in) fclose(in);
     if (out && (ferror(out) | fclose(out)) != 0 && status == FA_OK)
-        status = fa_error_set(error, FA_ERROR_IO, "%s: write failed", temporary);
+        status = fa_error_set(error, FA_ERROR_IO, "%s: write failed: %s", temporary,
+                              strerror(errno));
     if (status == FA_OK && rename(temporary, output->csv_path) != 0)
         status = fa_error_set(error, FA_ERROR_IO, "%s: %s", output->csv_path, strerror(errno));
     if (status == FA_OK) remove(output->csv_part_path);
@@ -282,7 +284,9 @@ static fa_status publish(FILE **file, const char *part_path, const char *final_p
 {
     int failed = (ferror(*file) | fclose(*file)) != 0;
     *file = NULL;
-    if (failed) return fa_error_set(error, FA_ERROR_IO, "%s: write failed", part_path);
+    if (failed)
+        return fa_error_set(error, FA_ERROR_IO, "%s: write failed: %s", part_path,
+                            strerror(errno));
     if (rename(part_path, final_path) != 0)
         return fa_error_set(error, FA_ERROR_IO, "%s: %s", final_path, strerror(errno));
     return FA_OK;
@@ -298,8 +302,8 @@ fa_status fa_output_finish(fa_output_t *output, fa_au_series_t *series, fa_error
     else {
         int failed = (ferror(output->csv) | fclose(output->csv)) != 0;
         output->csv = NULL;
-        status = failed ? fa_error_set(error, FA_ERROR_IO, "%s: write failed",
-                                       output->csv_part_path)
+        status = failed ? fa_error_set(error, FA_ERROR_IO, "%s: write failed: %s",
+                                       output->csv_part_path, strerror(errno))
                         : rewrite_aus(output, series, error);
     }
     output->finished = status == FA_OK;

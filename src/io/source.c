@@ -30,6 +30,10 @@ typedef struct video_state {
     double fps;
     int orientation;  /* EXIF-style (1, 3, 6, 8) from the stream's display matrix */
     fa_image_t upright; /* the decoded frame before it is turned, when orientation != 1 */
+    int stream_timestamps; /* 1: the stream's presentation times instead of OpenFace's */
+    AVRational time_base;
+    int64_t first_pts, frame_pts; /* AV_NOPTS_VALUE until known */
+    double stream_time;           /* the last frame's stream time, seconds from the first */
 } video_state_t;
 
 struct fa_source {
@@ -73,6 +77,20 @@ static int display_orientation(const AVStream *stream)
     return orientations[quarter];
 }
 
+/* The frame rate OpenFace works with: OpenCV 4.6's CAP_PROP_FPS (the stream's average frame
+ * rate, else FFmpeg's guess, else the time base's), and 30 when that is not a positive number,
+ * as OpenFace's SequenceCapture assumes. On variable frame rate recordings the average differs
+ * from FFmpeg's guess, which follows the shortest frame interval. */
+static double opencv_fps(AVFormatContext *format, AVStream *stream)
+{
+    const double eps_zero = 0.000025; /* OpenCV's threshold */
+    double fps = av_q2d(stream->avg_frame_rate);
+    if (!(fps >= eps_zero)) fps = av_q2d(av_guess_frame_rate(format, stream, NULL));
+    if (!(fps >= eps_zero) && stream->time_base.num > 0)
+        fps = 1.0 / av_q2d(stream->time_base);
+    return fps > 0 && isfinite(fps) ? fps : 30.0;
+}
+
 static fa_status open_video(fa_source_t *source, fa_error_t *error)
 {
     video_state_t *video = &source->video;
@@ -88,8 +106,11 @@ static fa_status open_video(fa_source_t *source, fa_error_t *error)
     if (code < 0) return av_failure(error, path, "cannot read stream information", code);
     const AVCodec *codec = NULL;
     video->stream_index = av_find_best_stream(video->format, AVMEDIA_TYPE_VIDEO, -1, -1, &codec, 0);
+    if (video->stream_index == AVERROR_STREAM_NOT_FOUND)
+        return fa_error_set(error, FA_ERROR_INPUT, "%s: no video stream (%u audio or other)",
+                            path, video->format->nb_streams);
     if (video->stream_index < 0 || !codec)
-        return fa_error_set(error, FA_ERROR_INPUT, "%s: no decodable video stream", path);
+        return fa_error_set(error, FA_ERROR_INPUT, "%s: no decoder for its video stream", path);
     AVStream *stream = video->format->streams[video->stream_index];
     video->decoder = avcodec_alloc_context3(codec);
     video->packet = av_packet_alloc();
@@ -100,8 +121,9 @@ static fa_status open_video(fa_source_t *source, fa_error_t *error)
     if (code >= 0) code = avcodec_open2(video->decoder, codec, NULL);
     if (code < 0) return av_failure(error, path, "cannot open the decoder", code);
     video->orientation = display_orientation(stream);
-    AVRational rate = av_guess_frame_rate(video->format, stream, NULL);
-    video->fps = rate.num > 0 && rate.den > 0 ? av_q2d(rate) : 0.0;
+    video->fps = opencv_fps(video->format, stream);
+    video->time_base = stream->time_base;
+    video->first_pts = video->frame_pts = AV_NOPTS_VALUE;
     return FA_OK;
 }
 
@@ -159,6 +181,7 @@ static fa_status read_video_frame(fa_source_t *source, fa_error_t *error)
         if (video->finished) return FA_ERROR_END;
         int code = avcodec_receive_frame(video->decoder, video->decoded);
         if (code == 0) {
+            video->frame_pts = video->decoded->best_effort_timestamp;
             fa_status status = convert_frame(source, error);
             av_frame_unref(video->decoded);
             return status;
@@ -188,9 +211,40 @@ static fa_status read_video_frame(fa_source_t *source, fa_error_t *error)
     }
 }
 
+/* OpenFace's timestamp, frame number * (1 / fps), or the stream's own time from the first
+ * frame; a frame without a time comes one frame interval after the previous one. */
+static double video_timestamp(fa_source_t *source)
+{
+    video_state_t *video = &source->video;
+    double openface = (double)source->frames_read * (1.0 / video->fps);
+    if (!video->stream_timestamps) return openface;
+    if (video->frame_pts == AV_NOPTS_VALUE || video->time_base.den <= 0) {
+        video->stream_time = source->frames_read ? video->stream_time + 1.0 / video->fps : 0.0;
+    } else {
+        if (video->first_pts == AV_NOPTS_VALUE) video->first_pts = video->frame_pts;
+        video->stream_time = (double)(video->frame_pts - video->first_pts) *
+                             video->time_base.num / video->time_base.den;
+    }
+    return video->stream_time;
+}
+
 static int compare_names(const void *a, const void *b)
 {
     return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* An entry of an image folder that belongs to the sequence: a file (or a link to one) with an
+ * image extension (any case). Hidden files are left out: "._name.jpg" is the metadata a Mac
+ * leaves beside name.jpg on foreign disks, not an image; so are folders named like images. */
+static int is_sequence_image(const char *folder, const struct dirent *entry)
+{
+    if (entry->d_name[0] == '.' || !fa_image_file_is_supported(entry->d_name)) return 0;
+    if (entry->d_type == DT_REG) return 1;
+    if (entry->d_type != DT_UNKNOWN && entry->d_type != DT_LNK) return 0;
+    char path[4096 + 256];
+    struct stat info;
+    snprintf(path, sizeof path, "%s/%s", folder, entry->d_name);
+    return stat(path, &info) != 0 || S_ISREG(info.st_mode); /* unreadable: reported when read */
 }
 
 static fa_status open_directory(fa_source_t *source, fa_error_t *error)
@@ -200,7 +254,7 @@ static fa_status open_directory(fa_source_t *source, fa_error_t *error)
     int capacity = 0;
     fa_status status = FA_OK;
     for (struct dirent *entry; (entry = readdir(directory));) {
-        if (!fa_image_file_is_supported(entry->d_name)) continue;
+        if (!is_sequence_image(source->path, entry)) continue;
         if (source->file_count == capacity) {
             capacity = capacity ? 2 * capacity : 64;
             char **grown = realloc(source->files, sizeof(char *) * (size_t)capacity);
@@ -273,9 +327,7 @@ fa_status fa_source_read(fa_source_t *source, const fa_image_t **frame, double *
     fa_status status;
     if (source->kind == FA_SOURCE_VIDEO) {
         status = read_video_frame(source, error);
-        if (status == FA_OK && timestamp)
-            *timestamp = source->video.fps > 0 ? (double)source->frames_read / source->video.fps
-                                               : 0.0;
+        if (status == FA_OK && timestamp) *timestamp = video_timestamp(source);
     } else {
         const char *path = source->path;
         char joined[4096 + 256];
@@ -300,4 +352,9 @@ fa_status fa_source_read(fa_source_t *source, const fa_image_t **frame, double *
 double fa_source_fps(const fa_source_t *source)
 {
     return source->kind == FA_SOURCE_VIDEO ? source->video.fps : 0.0;
+}
+
+void fa_source_use_stream_timestamps(fa_source_t *source, int enabled)
+{
+    if (source->kind == FA_SOURCE_VIDEO) source->video.stream_timestamps = enabled != 0;
 }

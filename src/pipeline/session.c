@@ -40,6 +40,7 @@ struct fa_session {
     int face_found;             /* the AU stage's success of the last frame */
     float aligned_params[6];    /* CalcParams' global parameters of the last frame */
     int frame_count;
+    fa_camera_t camera;         /* the pose's intrinsics, fixed on the first frame */
     fa_image_t au_face;       /* 112x112 BGR masked face: the HOG input */
     fa_image_t output_face;   /* aligned-face output when its settings differ from au_face */
     fa_image_t output_gray;   /* gray copy of au_face for -g when the settings match it */
@@ -319,9 +320,15 @@ static fa_status session_features(fa_session_t *session, const fa_image_t *frame
         memcpy(result->params_global, params_global, sizeof params_global);
         memcpy(result->params_local, params_local, sizeof params_local);
     }
-    fa_camera_t camera = {session->settings.fx, session->settings.fy, session->settings.cx,
-                          session->settings.cy};
-    if (!(camera.fx > 0)) fa_camera_default(frame->width, frame->height, &camera);
+    /* As OpenFace, the intrinsics are set once, from the first frame: an image folder of mixed
+     * sizes keeps the first image's. */
+    if (!(session->camera.fx > 0)) {
+        session->camera = (fa_camera_t){session->settings.fx, session->settings.fy,
+                                         session->settings.cx, session->settings.cy};
+        if (!(session->camera.fx > 0)) fa_camera_default(frame->width, frame->height,
+                                                         &session->camera);
+    }
+    fa_camera_t camera = session->camera;
     /* OpenFace's GetPose runs on every frame, with whatever parameters the tracker holds. */
     fa_pose_estimate(&models->pdm, result->params_global, result->params_local, result->landmarks,
                      &camera, result->pose);
