@@ -19,14 +19,7 @@ static char output_text[65536];
 static char program[512]; /* the copy of faceau */
 
 static int run_command(const char *command) {
-    int status = system(command);
-    char path[512];
-    snprintf(path, sizeof path, "%s/stderr.txt", work);
-    FILE *file = fopen(path, "r");
-    size_t length = file ? fread(output_text, 1, sizeof output_text - 1, file) : 0;
-    output_text[length] = '\0';
-    if (file) fclose(file);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return test_run_shell(work, command, output_text, sizeof output_text);
 }
 
 /* faceau with arguments, unprivileged, without a model cache; returns the exit code. */

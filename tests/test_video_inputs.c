@@ -14,17 +14,9 @@ static char output_text[65536];
 
 /* Runs faceau with arguments (a shell fragment), stderr captured; returns the exit code. */
 static int run(const char *arguments) {
-    char command[16384];
-    snprintf(command, sizeof command, "'%s' %s --models '%s' -q 2>%s/stderr.txt", FACEAU_CLI,
-             arguments, test_models_dir(), work);
-    int status = system(command);
-    char path[512];
-    snprintf(path, sizeof path, "%s/stderr.txt", work);
-    FILE *file = fopen(path, "r");
-    size_t length = file ? fread(output_text, 1, sizeof output_text - 1, file) : 0;
-    output_text[length] = '\0';
-    if (file) fclose(file);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    char with_models[16384];
+    snprintf(with_models, sizeof with_models, "%s --models '%s'", arguments, test_models_dir());
+    return test_run_cli(work, NULL, with_models, output_text, sizeof output_text);
 }
 
 static int count_lines(const char *text) {

@@ -291,19 +291,25 @@ void test_remove_folder(const char *path)
     CHECK(system(command) == 0, "removing %s", path);
 }
 
-#ifdef FACEAU_CLI
-int test_run_cli(const char *folder, const char *prefix, const char *arguments, char *output,
-                 size_t size)
+int test_run_shell(const char *folder, const char *command, char *output, size_t size)
 {
-    char command[16384], path[4200];
-    snprintf(path, sizeof path, "%s/stderr.txt", folder);
-    snprintf(command, sizeof command, "%s '%s' %s -q 2>'%s'", prefix ? prefix : "", FACEAU_CLI,
-             arguments, path);
     int status = system(command);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/stderr.txt", folder);
     FILE *file = fopen(path, "r");
     size_t length = file ? fread(output, 1, size - 1, file) : 0;
     output[length] = '\0';
     if (file) fclose(file);
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+#ifdef FACEAU_CLI
+int test_run_cli(const char *folder, const char *prefix, const char *arguments, char *output,
+                 size_t size)
+{
+    char command[16384];
+    snprintf(command, sizeof command, "%s '%s' %s -q 2>'%s/stderr.txt'", prefix ? prefix : "",
+             FACEAU_CLI, arguments, folder);
+    return test_run_shell(folder, command, output, size);
 }
 #endif

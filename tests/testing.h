@@ -34,6 +34,10 @@ extern int test_checks_failed, test_checks_passed;
 void test_temporary_folder(char *path, size_t size, const char *name);
 void test_remove_folder(const char *path);
 
+/* Runs a shell command that sends its stderr to <folder>/stderr.txt; that text goes into output.
+ * Returns the exit code, or 128 + signal. */
+int test_run_shell(const char *folder, const char *command, char *output, size_t size);
+
 /* Runs the faceau program (FACEAU_CLI) with arguments (a shell fragment, -q added) after an
  * optional command prefix (e.g. dropping root); stderr goes to <folder>/stderr.txt and into
  * output. Returns the exit code, or 128 + signal. */
