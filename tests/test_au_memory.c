@@ -19,6 +19,7 @@
 
 enum { FRAMES = 40000, CHECKPOINT = 10000 };
 
+#ifndef UNDER_ASAN
 static long resident_kb(void)
 {
     FILE *file = fopen("/proc/self/statm", "r");
@@ -29,6 +30,7 @@ static long resident_kb(void)
     }
     return resident * 4;
 }
+#endif
 
 int main(void)
 {
