@@ -410,6 +410,63 @@ static void test_kernels(const fa_ccnf_t *ccnf, fa_ccnf_workspace_t *reference,
           compared);
 }
 
+/* Distance of a double from the nearest point halfway between two floats, relative to it. */
+static double midpoint_distance(double sum) {
+    float rounded = (float)sum;
+    double up = ((double)rounded + (double)nextafterf(rounded, INFINITY)) / 2;
+    double down = ((double)rounded + (double)nextafterf(rounded, -INFINITY)) / 2;
+    return fmin(fabs(sum - up), fabs(sum - down)) / fabs(sum);
+}
+
+/* The AVX2 sigmoid sums (a polynomial e^x, glibc's exp where the float could depend on its last
+ * bits) against the scalar chain: random activations and alphas, then activations whose sum lies
+ * within 2^-42 of a float rounding boundary, which the kernel must hand to glibc's exp. */
+static void test_sigmoid_sums(void) {
+    if (!fa_ccnf_avx2_supported()) return;
+    _Alignas(16) float z[FA_CCNF_MAX_NEURONS * 8], fast[8];
+    double alphas[FA_CCNF_MAX_NEURONS];
+    int mismatches = 0, compared = 0, near_boundary = 0;
+    for (int trial = 0; trial < 200000; trial++) {
+        int count = 1 + trial % FA_CCNF_MAX_NEURONS;
+        for (int k = 0; k < count; k++) {
+            alphas[k] = trial % 5 == 0 && k == 1 ? 1e-5 : random_uniform() * 3;
+            for (int l = 0; l < 8; l++) {
+                double u = random_uniform();
+                /* mostly the activations' usual range, now and then far outside exp_near's */
+                z[k * 8 + l] = (float)(trial % 97 == 0 ? (u - 0.5) * 2000 : (u - 0.5) * 60);
+            }
+        }
+        fa_ccnf_sigmoid_sums_avx2(alphas, count, z, 8, fast);
+        for (int l = 0; l < 8; l++) {
+            float expected = 0;
+            for (int k = 0; k < count; k++)
+                if (alphas[k] > 1e-4)
+                    expected = fa_ccnf_add_sigmoid(expected, alphas[k], z[k * 8 + l]);
+            mismatches += memcmp(&expected, &fast[l], sizeof expected) != 0;
+            compared++;
+        }
+    }
+    /* One neuron, activations stepped float by float until 8 sums lie near a boundary. */
+    alphas[0] = 0.73;
+    float activation = (float)(random_uniform() * 8 - 4);
+    for (int found = 0; found < 8 * 4; activation = nextafterf(activation, INFINITY)) {
+        double sum = (2.0 * alphas[0]) / (1.0 + exp(-(double)activation));
+        if (midpoint_distance(sum) > 0x1p-42) continue;
+        z[found % 8] = activation;
+        if (++found % 8) continue;
+        fa_ccnf_sigmoid_sums_avx2(alphas, 1, z, 8, fast);
+        for (int l = 0; l < 8; l++) {
+            float expected = fa_ccnf_add_sigmoid(0, alphas[0], z[l]);
+            mismatches += memcmp(&expected, &fast[l], sizeof expected) != 0;
+            near_boundary++;
+        }
+    }
+    CHECK(mismatches == 0, "%d of %d sigmoid sums differ from the scalar chain", mismatches,
+          compared + near_boundary);
+    printf("sigmoid sums: %d random lanes and %d near a float boundary, all bit-equal\n", compared,
+           near_boundary);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Area of interest */
 
@@ -609,6 +666,7 @@ int main(void) {
     test_response_double(&ccnf, fast);
     test_sigma_inverse(&ccnf);
     test_kernels(&ccnf, reference, fast);
+    test_sigmoid_sums();
     test_sampler();
     test_frame(&ccnf, reference, fast);
 

@@ -24,8 +24,8 @@ int fa_ccnf_avx2_supported(void) {
  * lane sums its own window in the same order. */
 TARGET static inline __attribute__((always_inline)) void
 normalise_lanes(const float *padded, int down_column, int x0, int y0, __m256 *input) {
-#define AT(yy, xx)                                                                              \
-    (down_column ? padded + (x0 + (xx)) * PAD_STRIDE + y0 + (yy)                                \
+#define AT(yy, xx)                                                                                 \
+    (down_column ? padded + (x0 + (xx)) * PAD_STRIDE + y0 + (yy)                                   \
                  : padded + (y0 + (yy)) * PAD_STRIDE + x0 + (xx))
     __m256 sum = _mm256_setzero_ps();
     for (int yy = 0; yy < S; yy++)
@@ -48,6 +48,80 @@ normalise_lanes(const float *padded, int down_column, int x0, int y0, __m256 *in
     __m256 scale = _mm256_div_ps(one, norm);
     for (int t = 0; t < PIXELS; t++)
         input[t] = _mm256_mul_ps(input[t], scale);
+}
+
+/* e^x for |x| < 600 within a few units in the last place (not glibc's bits): x = k ln2 + r,
+ * e^r by its Taylor series to r^13 (|r| <= ln2 / 2), 2^k put into the exponent. */
+TARGET static inline __m256d exp_near(__m256d x) {
+    const __m256d magic = _mm256_set1_pd(0x1.8p52); /* adding it rounds to an integer */
+    __m256d k_shifted = _mm256_add_pd(_mm256_mul_pd(x, _mm256_set1_pd(0x1.71547652b82fep0)), magic);
+    __m256d k = _mm256_sub_pd(k_shifted, magic);
+    __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(0x1.62e42fefa39efp-1), x);
+    r = _mm256_fnmadd_pd(k, _mm256_set1_pd(0x1.abc9e3b39803fp-56), r);
+    static const double inverse_factorials[14] = {1.0,
+                                                  1.0,
+                                                  1.0 / 2,
+                                                  1.0 / 6,
+                                                  1.0 / 24,
+                                                  1.0 / 120,
+                                                  1.0 / 720,
+                                                  1.0 / 5040,
+                                                  1.0 / 40320,
+                                                  1.0 / 362880,
+                                                  1.0 / 3628800,
+                                                  1.0 / 39916800,
+                                                  1.0 / 479001600,
+                                                  1.0 / 6227020800.0};
+    __m256d p = _mm256_set1_pd(inverse_factorials[13]);
+    for (int i = 12; i >= 0; i--)
+        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inverse_factorials[i]));
+    /* the low bits of k_shifted hold k + 2^51; 2^k's bits are (k + 1023) << 52 */
+    __m256i bits = _mm256_sub_epi64(_mm256_castpd_si256(k_shifted), _mm256_castpd_si256(magic));
+    bits = _mm256_slli_epi64(_mm256_add_epi64(bits, _mm256_set1_epi64x(1023)), 52);
+    return _mm256_mul_pd(p, _mm256_castsi256_pd(bits));
+}
+
+/* Four lanes of fa_ccnf_add_sigmoid. The sum is rounded to float; with exp_near's error the
+ * double sum is within |sum| 2^-48 of the reference's (the terms are positive), so where every
+ * value within |sum| 2^-40 rounds to the same float that float is the reference's. Lanes where
+ * it might not, or whose activation is out of exp_near's range, are redone with glibc's exp. */
+TARGET static inline __m128 add_sigmoids(__m128 response, double alpha, __m128 activation) {
+    __m256d z = _mm256_cvtps_pd(activation);
+    __m256d e = exp_near(_mm256_sub_pd(_mm256_setzero_pd(), z));
+    __m256d one = _mm256_set1_pd(1.0);
+    __m256d sum = _mm256_add_pd(_mm256_cvtps_pd(response),
+                                _mm256_div_pd(_mm256_set1_pd(2.0 * alpha), _mm256_add_pd(one, e)));
+    __m256d margin =
+        _mm256_mul_pd(_mm256_andnot_pd(_mm256_set1_pd(-0.0), sum), _mm256_set1_pd(0x1p-40));
+    __m128 rounded = _mm256_cvtpd_ps(sum);
+    __m128 low = _mm256_cvtpd_ps(_mm256_sub_pd(sum, margin));
+    __m128 high = _mm256_cvtpd_ps(_mm256_add_pd(sum, margin));
+    __m256d magnitude = _mm256_andnot_pd(_mm256_set1_pd(-0.0), z);
+    int in_range = _mm256_movemask_pd(_mm256_cmp_pd(magnitude, _mm256_set1_pd(600.0), _CMP_LT_OQ));
+    int uncertain = _mm_movemask_ps(_mm_cmpneq_ps(low, high)) | (~in_range & 15);
+    if (__builtin_expect(uncertain != 0, 0)) {
+        _Alignas(16) float lanes[4], previous[4], activations[4];
+        _mm_store_ps(lanes, rounded);
+        _mm_store_ps(previous, response);
+        _mm_store_ps(activations, activation);
+        for (int l = 0; l < 4; l++)
+            if (uncertain & (1 << l))
+                lanes[l] = fa_ccnf_add_sigmoid(previous[l], alpha, activations[l]);
+        rounded = _mm_load_ps(lanes);
+    }
+    return rounded;
+}
+
+TARGET void fa_ccnf_sigmoid_sums_avx2(const double *alphas, int count, const float *z, int z_stride,
+                                      float *response) {
+    __m128 low = _mm_setzero_ps(), high = _mm_setzero_ps();
+    for (int k = 0; k < count; k++)
+        if (alphas[k] > 1e-4) {
+            low = add_sigmoids(low, alphas[k], _mm_load_ps(z + k * z_stride));
+            high = add_sigmoids(high, alphas[k], _mm_load_ps(z + k * z_stride + 4));
+        }
+    _mm_store_ps(response, low);
+    _mm_store_ps(response + 4, high);
 }
 
 /* Activations with OpenBLAS's accumulation (fa_ccnf_activation): `paired` neurons with an even and
@@ -107,20 +181,20 @@ respond_lanes(const fa_ccnf_expert_t *expert, int window, const float *padded, i
         if (position == positions - 1 && (positions & 1)) {
             /* OpenBLAS's 1-row kernel: one accumulator for every neuron. */
             _Alignas(32) float lane_input[PIXELS][LANES];
-            float x[PIXELS];
+            float x[PIXELS], single[FA_CCNF_MAX_NEURONS];
             for (int t = 0; t < PIXELS; t++) {
                 _mm256_store_ps(lane_input[t], input[t]);
                 x[t] = lane_input[t][l];
             }
+            fa_ccnf_activations_single(expert->weights, count, x, single);
             for (int k = 0; k < count; k++)
-                z[k][l] = fa_ccnf_activation(expert->weights + k * FA_CCNF_INPUTS, x, 0);
+                z[k][l] = single[k];
         }
-        float response = 0;
-        for (int k = 0; k < count; k++)
-            if (expert->alphas[k] > 1e-4)
-                response = fa_ccnf_add_sigmoid(response, expert->alphas[k], z[k][l]);
-        raw[position] = response;
     }
+    _Alignas(32) float response[LANES];
+    fa_ccnf_sigmoid_sums_avx2(expert->alphas, count, z[0], LANES, response);
+    for (int l = 0; l < lanes; l++)
+        raw[down_column ? (y0 + l) * window + x0 : y0 * window + x0 + l] = response[l];
 }
 
 /* Positions go eight to a vector: whole groups of eight along each row, then the columns left
@@ -192,6 +266,16 @@ void fa_ccnf_raw_avx2(const fa_ccnf_expert_t *expert, int window, const float *a
 void fa_ccnf_sigma_avx2(const float *sigma_transposed, int stride, int n, const float *raw,
                         float *out) {
     fa_ccnf_sigma_reference(sigma_transposed, stride, n, raw, out);
+}
+
+void fa_ccnf_sigmoid_sums_avx2(const double *alphas, int count, const float *z, int z_stride,
+                               float *response) {
+    for (int l = 0; l < 8; l++) {
+        response[l] = 0;
+        for (int k = 0; k < count; k++)
+            if (alphas[k] > 1e-4)
+                response[l] = fa_ccnf_add_sigmoid(response[l], alphas[k], z[k * z_stride + l]);
+    }
 }
 
 #endif

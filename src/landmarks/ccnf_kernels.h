@@ -28,6 +28,10 @@ void fa_ccnf_raw_avx2(const fa_ccnf_expert_t *expert, int window, const float *a
                       fa_ccnf_workspace_t *workspace);
 void fa_ccnf_sigma_avx2(const float *sigma_transposed, int stride, int n, const float *raw,
                         float *out);
+/* For 8 lanes, response[l] = the fa_ccnf_add_sigmoid chain over neurons k < count with
+ * alphas[k] > 1e-4 of activations z[k * z_stride + l], bit for bit. 16-byte aligned. */
+void fa_ccnf_sigmoid_sums_avx2(const double *alphas, int count, const float *z, int z_stride,
+                               float *response);
 
 /* A neuron's activation z = bias + sum_t w[t] x[t] (w[0] the bias, x the 121 normalised inputs)
  * with OpenBLAS's rounding. sgemm sees positions as rows (M = W²), neurons as columns (N) and
@@ -52,6 +56,29 @@ static inline float fa_ccnf_activation(const float *w, const float *x, int paire
     for (int t = K_MAIN; t < K; t++)
         even = fmaf(x[t - 1], w[t], even);
     return even + odd;
+}
+
+/* The activations of all count neurons with one accumulator each (OpenBLAS's 1-row kernel, the
+ * last position of an odd W²): the same chains as fa_ccnf_activation(w, x, 0), interleaved so that
+ * they do not wait on each other's latency. */
+static inline void fa_ccnf_activations_single(const float *weights, int count, const float *x,
+                                              float *z) {
+    enum { K = 1 + 11 * 11 };
+    for (int k0 = 0; k0 < count; k0 += 4) {
+        /* four chains in registers; past the last neuron they repeat neuron k0, unused */
+        const float *w0 = weights + k0 * K, *w1 = k0 + 1 < count ? w0 + K : w0;
+        const float *w2 = k0 + 2 < count ? w0 + 2 * K : w0, *w3 = k0 + 3 < count ? w0 + 3 * K : w0;
+        float z0 = w0[0], z1 = w1[0], z2 = w2[0], z3 = w3[0];
+        for (int t = 1; t < K; t++) {
+            z0 = fmaf(x[t - 1], w0[t], z0);
+            z1 = fmaf(x[t - 1], w1[t], z1);
+            z2 = fmaf(x[t - 1], w2[t], z2);
+            z3 = fmaf(x[t - 1], w3[t], z3);
+        }
+        float chains[4] = {z0, z1, z2, z3};
+        for (int k = k0; k < count && k < k0 + 4; k++)
+            z[k] = chains[k - k0];
+    }
 }
 
 /* Whether neuron k of count at position p of W² uses the paired accumulation. */
