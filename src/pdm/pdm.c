@@ -88,7 +88,8 @@ fa_status fa_pdm_parse(const char *data, size_t size, const char *name, fa_pdm_t
         pdm->mode_count = components.cols;
         size_t rows = (size_t)mean.rows, modes = (size_t)components.cols;
         pdm->components_by_mode = malloc(sizeof(float) * rows * modes);
-        if (!pdm->components_by_mode) status = fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+        if (!pdm->components_by_mode)
+            status = fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
         for (size_t r = 0; status == FA_OK && r < rows; r++)
             for (size_t j = 0; j < modes; j++)
                 pdm->components_by_mode[j * rows + r] = pdm->components[r * modes + j];
@@ -676,6 +677,24 @@ static void hessian_generic(const float *jacobian, const float *weighted, int ro
  * in one accumulator or in OpenBLAS's even/odd pair (the pattern is uniform over a block); rows
  * go in pairs so that the pair's two products land in the right accumulators without branches
  * on k. blocks is a constant at each call, so the accumulators stay in registers. */
+/* Elements i >= 8 * blocks of column j, which the vector blocks do not cover, one by one. */
+static void hessian_leftover_columns(const float *jacobian, const float *weighted, int rows,
+                                     int columns, int j, int blocks, float *out) {
+    int rows8 = rows - rows % 8;
+    for (int i = 8 * blocks; i < columns; i++) {
+        int two = hessian_two_accumulators(i, j, columns);
+        float even_sum = 0, odd_sum = 0;
+        for (int r = 0; r < rows; r++) {
+            float a = jacobian[(size_t)r * columns + i], w = weighted[(size_t)r * columns + j];
+            if (two && r < rows8 && (r & 1))
+                odd_sum = fmaf(a, w, odd_sum);
+            else
+                even_sum = fmaf(a, w, even_sum);
+        }
+        out[i] = two ? even_sum + odd_sum : even_sum;
+    }
+}
+
 __attribute__((target("avx2,fma"))) static inline FA_ALWAYS_INLINE void
 hessian_column_fma(const float *jacobian, const float *weighted, int rows, int columns, int j,
                    int blocks, float *out) {
@@ -708,17 +727,90 @@ hessian_column_fma(const float *jacobian, const float *weighted, int rows, int c
     }
     for (int b = 0; b < blocks; b++)
         _mm256_storeu_ps(out + 8 * b, dual[b] ? _mm256_add_ps(first[b], second[b]) : first[b]);
-    for (int i = 8 * blocks; i < columns; i++) { /* leftover columns */
-        int two = hessian_two_accumulators(i, j, columns);
-        float even_sum = 0, odd_sum = 0;
-        for (int r = 0; r < rows; r++) {
-            float a = jacobian[(size_t)r * columns + i], w = weighted[(size_t)r * columns + j];
-            if (two && r < rows8 && (r & 1))
-                odd_sum = fmaf(a, w, odd_sum);
+    hessian_leftover_columns(jacobian, weighted, rows, columns, j, blocks, out);
+}
+
+/* Columns j and j + 1 together, each lane as hessian_column_fma's. A single-accumulator block
+ * takes two dependent FMAs per pair of rows, so one column waits on FMA latency; two columns
+ * give twice the independent chains. Their 20 accumulators need AVX-512VL's 32 registers
+ * (the vectors stay 256 bits wide). */
+#define HESSIAN_WIDE_TARGET __attribute__((target("avx2,fma,avx512f,avx512vl")))
+HESSIAN_WIDE_TARGET static inline FA_ALWAYS_INLINE void
+hessian_column_pair_wide(const float *jacobian, const float *weighted, int rows, int columns, int j,
+                         int blocks, float *out0, float *out1) {
+    enum { BLOCKS = MAX_PARAMS / 8 };
+    __m256 first0[BLOCKS], second0[BLOCKS], first1[BLOCKS], second1[BLOCKS];
+    int dual0[BLOCKS], dual1[BLOCKS];
+    for (int b = 0; b < blocks; b++) {
+        first0[b] = second0[b] = first1[b] = second1[b] = _mm256_setzero_ps();
+        dual0[b] = hessian_two_accumulators(8 * b, j, columns);
+        dual1[b] = hessian_two_accumulators(8 * b, j + 1, columns);
+    }
+    int rows8 = rows - rows % 8, k = 0;
+    for (; k < rows8; k += 2) {
+        const float *row0 = jacobian + (size_t)k * columns, *row1 = row0 + columns;
+        const float *factors0 = weighted + (size_t)k * columns + j, *factors1 = factors0 + columns;
+        __m256 a0 = _mm256_set1_ps(factors0[0]), a1 = _mm256_set1_ps(factors1[0]);
+        __m256 b0 = _mm256_set1_ps(factors0[1]), b1 = _mm256_set1_ps(factors1[1]);
+        for (int b = 0; b < blocks; b++) {
+            __m256 value0 = _mm256_loadu_ps(row0 + 8 * b), value1 = _mm256_loadu_ps(row1 + 8 * b);
+            first0[b] = _mm256_fmadd_ps(value0, a0, first0[b]);
+            first1[b] = _mm256_fmadd_ps(value0, b0, first1[b]);
+            if (dual0[b])
+                second0[b] = _mm256_fmadd_ps(value1, a1, second0[b]);
             else
-                even_sum = fmaf(a, w, even_sum);
+                first0[b] = _mm256_fmadd_ps(value1, a1, first0[b]);
+            if (dual1[b])
+                second1[b] = _mm256_fmadd_ps(value1, b1, second1[b]);
+            else
+                first1[b] = _mm256_fmadd_ps(value1, b1, first1[b]);
         }
-        out[i] = two ? even_sum + odd_sum : even_sum;
+    }
+    for (; k < rows; k++) {
+        const float *row = jacobian + (size_t)k * columns;
+        __m256 a = _mm256_set1_ps(weighted[(size_t)k * columns + j]);
+        __m256 b_ = _mm256_set1_ps(weighted[(size_t)k * columns + j + 1]);
+        for (int b = 0; b < blocks; b++) {
+            __m256 value = _mm256_loadu_ps(row + 8 * b);
+            first0[b] = _mm256_fmadd_ps(value, a, first0[b]);
+            first1[b] = _mm256_fmadd_ps(value, b_, first1[b]);
+        }
+    }
+    for (int b = 0; b < blocks; b++) {
+        _mm256_storeu_ps(out0 + 8 * b, dual0[b] ? _mm256_add_ps(first0[b], second0[b]) : first0[b]);
+        _mm256_storeu_ps(out1 + 8 * b, dual1[b] ? _mm256_add_ps(first1[b], second1[b]) : first1[b]);
+    }
+}
+
+HESSIAN_WIDE_TARGET static void hessian_wide(const float *jacobian, const float *weighted, int rows,
+                                             int columns, const float *regularisation,
+                                             float *hessian) {
+    int blocks = columns / 8, j = 0;
+    for (; j + 1 < columns; j += 2) {
+        float *out0 = hessian + j * columns, *out1 = out0 + columns;
+        switch (blocks) { /* the model sizes: 40 and 38 (5 and 4 blocks), 16 (2) */
+        case 5:
+            hessian_column_pair_wide(jacobian, weighted, rows, columns, j, 5, out0, out1);
+            break;
+        case 4:
+            hessian_column_pair_wide(jacobian, weighted, rows, columns, j, 4, out0, out1);
+            break;
+        case 2:
+            hessian_column_pair_wide(jacobian, weighted, rows, columns, j, 2, out0, out1);
+            break;
+        default:
+            hessian_column_pair_wide(jacobian, weighted, rows, columns, j, blocks, out0, out1);
+            break;
+        }
+    }
+    for (int jj = 0; jj < columns; jj++) {
+        float *out = hessian + jj * columns;
+        if (jj >= j) /* an odd column count's last column */
+            hessian_column_fma(jacobian, weighted, rows, columns, jj, blocks, out);
+        else
+            hessian_leftover_columns(jacobian, weighted, rows, columns, jj, blocks, out);
+        for (int i = 0; i < columns; i++)
+            out[i] = (i == jj && i >= 6 ? regularisation[i - 6] : 0.0f) + out[i];
     }
 }
 
@@ -729,14 +821,31 @@ hessian_fma(const float *jacobian, const float *weighted, int rows, int columns,
     for (int j = 0; j < columns; j++) {
         float *out = hessian + j * columns;
         switch (blocks) { /* the model sizes: 40 and 38 (5 and 4 blocks), 16 (2) */
-        case 5: hessian_column_fma(jacobian, weighted, rows, columns, j, 5, out); break;
-        case 4: hessian_column_fma(jacobian, weighted, rows, columns, j, 4, out); break;
-        case 2: hessian_column_fma(jacobian, weighted, rows, columns, j, 2, out); break;
-        default: hessian_column_fma(jacobian, weighted, rows, columns, j, blocks, out); break;
+        case 5:
+            hessian_column_fma(jacobian, weighted, rows, columns, j, 5, out);
+            break;
+        case 4:
+            hessian_column_fma(jacobian, weighted, rows, columns, j, 4, out);
+            break;
+        case 2:
+            hessian_column_fma(jacobian, weighted, rows, columns, j, 2, out);
+            break;
+        default:
+            hessian_column_fma(jacobian, weighted, rows, columns, j, blocks, out);
+            break;
         }
         for (int i = 0; i < columns; i++)
             out[i] = (i == j && i >= 6 ? regularisation[i - 6] : 0.0f) + out[i];
     }
+}
+
+/* The widest Hessian kernel the CPU has (AVX2 + FMA at least). */
+static void hessian_simd(const float *jacobian, const float *weighted, int rows, int columns,
+                         const float *regularisation, float *hessian) {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+        hessian_wide(jacobian, weighted, rows, columns, regularisation, hessian);
+    else
+        hessian_fma(jacobian, weighted, rows, columns, regularisation, hessian);
 }
 #endif
 
@@ -744,7 +853,7 @@ static void fit_hessian(const fit_t *fit, const float *jacobian, const float *re
                         float *hessian) {
 #if FA_PDM_X86
     if (fit->fma) {
-        hessian_fma(jacobian, jacobian, 2 * fit->count, 6 + fit->m, regularisation, hessian);
+        hessian_simd(jacobian, jacobian, 2 * fit->count, 6 + fit->m, regularisation, hessian);
         return;
     }
 #endif
@@ -820,8 +929,8 @@ __attribute__((target("avx2"))) static int cholesky_solve_avx2(float *a, int siz
             __m256d sum = _mm256_setr_pd(a[i * size + j], a[(i + 1) * size + j],
                                          a[(i + 2) * size + j], a[(i + 3) * size + j]);
             for (int k = 0; k < j; k++) {
-                __m128 product = _mm_mul_ps(_mm_loadu_ps(transposed + k * size + i),
-                                            _mm_set1_ps(row_j[k]));
+                __m128 product =
+                    _mm_mul_ps(_mm_loadu_ps(transposed + k * size + i), _mm_set1_ps(row_j[k]));
                 sum = _mm256_sub_pd(sum, _mm256_cvtps_pd(product));
             }
             __m128 value = _mm256_cvtpd_ps(_mm256_mul_pd(sum, _mm256_set1_pd(inverse)));
@@ -978,8 +1087,8 @@ void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *
     fit_gradient(&fit, weighted, residual, regularisation, params_local, gradient);
 }
 
-void fa_pdm_hessian_reference(const float *jacobian, const float *weighted, int rows,
-                              int columns, const float *regularisation, float *hessian) {
+void fa_pdm_hessian_reference(const float *jacobian, const float *weighted, int rows, int columns,
+                              const float *regularisation, float *hessian) {
     hessian_generic(jacobian, weighted, rows, columns, regularisation, hessian);
 }
 
@@ -987,11 +1096,28 @@ void fa_pdm_hessian(const float *jacobian, const float *weighted, int rows, int 
                     const float *regularisation, float *hessian) {
 #if FA_PDM_X86
     if (cpu_has_fma()) {
-        hessian_fma(jacobian, weighted, rows, columns, regularisation, hessian);
+        hessian_simd(jacobian, weighted, rows, columns, regularisation, hessian);
         return;
     }
 #endif
     hessian_generic(jacobian, weighted, rows, columns, regularisation, hessian);
+}
+
+int fa_pdm_hessian_kernel(int kernel, const float *jacobian, const float *weighted, int rows,
+                          int columns, const float *regularisation, float *hessian) {
+#if FA_PDM_X86
+    if (!cpu_has_fma()) return 0;
+    if (kernel == FA_PDM_HESSIAN_AVX2) {
+        hessian_fma(jacobian, weighted, rows, columns, regularisation, hessian);
+        return 1;
+    }
+    if (kernel == FA_PDM_HESSIAN_WIDE && __builtin_cpu_supports("avx512f") &&
+        __builtin_cpu_supports("avx512vl")) {
+        hessian_wide(jacobian, weighted, rows, columns, regularisation, hessian);
+        return 1;
+    }
+#endif
+    return 0;
 }
 
 int fa_pdm_cholesky_solve(float *matrix, int size, float *rhs) {

@@ -13,11 +13,11 @@
 enum { FA_PDM_MAX_POINTS = 68, FA_PDM_MAX_MODES = 34 };
 
 typedef struct fa_pdm {
-    int point_count; /* 68 */
-    int mode_count;  /* 34 */
-    float *mean_shape;  /* 3 * point_count: X0..X67, Y0..Y67, Z0..Z67 */
-    float *components;  /* (3 * point_count) x mode_count, row-major */
-    float *eigenvalues; /* mode_count */
+    int point_count;           /* 68 */
+    int mode_count;            /* 34 */
+    float *mean_shape;         /* 3 * point_count: X0..X67, Y0..Y67, Z0..Z67 */
+    float *components;         /* (3 * point_count) x mode_count, row-major */
+    float *eigenvalues;        /* mode_count */
     float *components_by_mode; /* the same transposed: mode_count x (3 * point_count), so that
                                   the shape's rows can be summed eight at a time */
 } fa_pdm_t;
@@ -71,9 +71,15 @@ void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *
  * 6, 16, 38 or 40; other sizes with one accumulator). */
 void fa_pdm_hessian(const float *jacobian, const float *weighted, int rows, int columns,
                     const float *regularisation, float *hessian);
+/* The same with one SIMD kernel, for tests: FA_PDM_HESSIAN_AVX2 (AVX2 + FMA, one column at a
+ * time) or FA_PDM_HESSIAN_WIDE (two columns in AVX-512VL's 32 registers). Returns 0 when the CPU
+ * lacks it, and then computes nothing. */
+enum { FA_PDM_HESSIAN_AVX2 = 1, FA_PDM_HESSIAN_WIDE = 2 };
+int fa_pdm_hessian_kernel(int kernel, const float *jacobian, const float *weighted, int rows,
+                          int columns, const float *regularisation, float *hessian);
 /* The same in plain C (what the SIMD path is tested against). */
-void fa_pdm_hessian_reference(const float *jacobian, const float *weighted, int rows,
-                              int columns, const float *regularisation, float *hessian);
+void fa_pdm_hessian_reference(const float *jacobian, const float *weighted, int rows, int columns,
+                              const float *regularisation, float *hessian);
 /* cv::solve(DECOMP_CHOLESKY) in place: rhs becomes the solution; matrix is destroyed. Returns 0
  * (and a zero solution) if the matrix is not positive definite. */
 int fa_pdm_cholesky_solve(float *matrix, int size, float *rhs);
