@@ -908,6 +908,70 @@ static int cholesky_solve_reference(float *a, int size, float *b) {
 }
 
 #if FA_PDM_X86
+/* 4 lanes of "sum -= (double)(l * value)" with float products, as the scalar loops. */
+__attribute__((target("avx2"))) static inline FA_ALWAYS_INLINE __m256d
+subtract_products(__m256d sum, const float *l, float value) {
+    return _mm256_sub_pd(sum, _mm256_cvtps_pd(_mm_mul_ps(_mm_loadu_ps(l), _mm_set1_ps(value))));
+}
+
+/* cholesky_substitute eight rows at a time: each row's double sum runs over the same k in the
+ * same order, but eight rows' sums advance together over the solved part before the 8 x 8
+ * triangle finishes them one by one, instead of each waiting on the previous row's latency. */
+__attribute__((target("avx2"))) static void substitute_avx2(const float *a, const float *transposed,
+                                                            int size, float *b) {
+    enum { ROWS = 8 };
+    _Alignas(32) double sums[ROWS];
+    int i0 = 0;
+    for (; i0 + ROWS <= size; i0 += ROWS) { /* forward: L(i, k) = transposed[k * size + i] */
+        __m256d low = _mm256_cvtps_pd(_mm_loadu_ps(b + i0)),
+                high = _mm256_cvtps_pd(_mm_loadu_ps(b + i0 + 4));
+        for (int k = 0; k < i0; k++) {
+            low = subtract_products(low, transposed + k * size + i0, b[k]);
+            high = subtract_products(high, transposed + k * size + i0 + 4, b[k]);
+        }
+        _mm256_store_pd(sums, low);
+        _mm256_store_pd(sums + 4, high);
+        for (int i = i0; i < i0 + ROWS; i++) {
+            double s_i = sums[i - i0];
+            for (int k = i0; k < i; k++)
+                s_i -= a[i * size + k] * b[k];
+            b[i] = (float)(s_i * a[i * size + i]);
+        }
+    }
+    for (int i = i0; i < size; i++) {
+        double s_i = b[i];
+        for (int k = 0; k < i; k++)
+            s_i -= a[i * size + k] * b[k];
+        b[i] = (float)(s_i * a[i * size + i]);
+    }
+    /* backward: row i sums L(k, i) b[k] for k from size - 1 down; the block is rows
+     * [top - 7, top], whose L(k, .) are contiguous in row k of a */
+    int top = size - 1;
+    for (; top - (ROWS - 1) >= 0; top -= ROWS) {
+        int first = top - (ROWS - 1);
+        __m256d low = _mm256_cvtps_pd(_mm_loadu_ps(b + first)),
+                high = _mm256_cvtps_pd(_mm_loadu_ps(b + first + 4));
+        for (int k = size - 1; k > top; k--) {
+            low = subtract_products(low, a + k * size + first, b[k]);
+            high = subtract_products(high, a + k * size + first + 4, b[k]);
+        }
+        _mm256_store_pd(sums, low);
+        _mm256_store_pd(sums + 4, high);
+        for (int i = top; i >= first; i--) {
+            double s_i = sums[i - first];
+            for (int k = top; k > i; k--)
+                s_i -= a[k * size + i] * b[k];
+            b[i] = (float)(s_i * a[i * size + i]);
+        }
+    }
+    for (int i = top; i >= 0; i--) {
+        double s_i = b[i];
+        for (int k = size - 1; k > i; k--)
+            s_i -= a[k * size + i] * b[k];
+        b[i] = (float)(s_i * a[i * size + i]);
+    }
+}
+
 /* The same factor column by column, four rows at a time: every element is the same sequence of
  * operations as in the row-by-row reference (float products, double sums in k order), only the
  * order in which elements are computed changes. A transposed copy makes the rows' values
@@ -948,7 +1012,7 @@ __attribute__((target("avx2"))) static int cholesky_solve_avx2(float *a, int siz
             transposed[j * size + i] = a[i * size + j];
         }
     }
-    cholesky_substitute(a, size, b);
+    substitute_avx2(a, transposed, size, b);
     return 1;
 }
 #endif
