@@ -182,34 +182,45 @@ void fa_clnf_state_reset(fa_clnf_state_t *state) {
 /* ---------------------------------------------------------------------------------------------
  * NU-RLMS */
 
-
 /* A row vector times the transpose of a 2x2 matrix, as cv::gemm: double sums, one rounding. */
 static void transform_2x2(const float m[4], float x, float y, float *out_x, float *out_y) {
     *out_x = (float)((double)x * m[0] + (double)y * m[1]);
     *out_y = (float)((double)x * m[2] + (double)y * m[3]);
 }
 
-/* The mean shift of one landmark's response map from (dx, dy), in the reference frame. */
-static void mean_shift(const fa_clnf_model_t *model, int window, const float *map, float dx,
-                       float dy, float *shift_x, float *shift_y) {
-    float last = window - step_size;
-    if (dx < 0) dx = 0;
-    if (dy < 0) dy = 0;
-    if (dx > last) dx = last;
-    if (dy > last) dy = last;
-    int column = (int)(dy / step_size + 0.5), row = (int)(dx / step_size + 0.5);
-    const float *kde = fa_clnf_kde_row(model, window, row, column);
-    float mx = 0, my = 0, sum = 0;
+/* The mean shifts of four landmarks' response maps from (dx, dy), in the reference frame. Each
+ * landmark's three sums are float chains over the cells in order; the four landmarks' chains
+ * are interleaved so that they overlap instead of waiting on addition latency. */
+static void mean_shift_4(const fa_clnf_model_t *model, int window, const float *const maps[4],
+                         const float dxs[4], const float dys[4], float shifts_x[4],
+                         float shifts_y[4]) {
+    float last = window - step_size, dx[4], dy[4];
+    const float *kde[4];
+    for (int l = 0; l < 4; l++) {
+        dx[l] = dxs[l] < 0 ? 0 : dxs[l] > last ? last : dxs[l];
+        dy[l] = dys[l] < 0 ? 0 : dys[l] > last ? last : dys[l];
+        int column = (int)(dy[l] / step_size + 0.5), row = (int)(dx[l] / step_size + 0.5);
+        kde[l] = fa_clnf_kde_row(model, window, row, column);
+    }
+    float mx0 = 0, my0 = 0, sum0 = 0, mx1 = 0, my1 = 0, sum1 = 0;
+    float mx2 = 0, my2 = 0, sum2 = 0, mx3 = 0, my3 = 0, sum3 = 0;
     for (int ii = 0; ii < window; ii++)
         for (int jj = 0; jj < window; jj++) {
-            float v = map[ii * window + jj] * kde[ii * window + jj];
-            sum += v;
-            mx += v * jj;
-            my += v * ii;
+            int c = ii * window + jj;
+            float v0 = maps[0][c] * kde[0][c], v1 = maps[1][c] * kde[1][c];
+            float v2 = maps[2][c] * kde[2][c], v3 = maps[3][c] * kde[3][c];
+            sum0 += v0, mx0 += v0 * jj, my0 += v0 * ii;
+            sum1 += v1, mx1 += v1 * jj, my1 += v1 * ii;
+            sum2 += v2, mx2 += v2 * jj, my2 += v2 * ii;
+            sum3 += v3, mx3 += v3 * jj, my3 += v3 * ii;
         }
+    float mx[4] = {mx0, mx1, mx2, mx3}, my[4] = {my0, my1, my2, my3};
+    float sum[4] = {sum0, sum1, sum2, sum3};
     /* The table was picked with the snapped position, the shift uses the clamped one. */
-    *shift_x = mx / sum - dx;
-    *shift_y = my / sum - dy;
+    for (int l = 0; l < 4; l++) {
+        shifts_x[l] = mx[l] / sum[l] - dx[l];
+        shifts_y[l] = my[l] / sum[l] - dy[l];
+    }
 }
 
 /* The likelihood of one landmark at (dx, dy): the response under an exact Gaussian. */
@@ -273,12 +284,30 @@ static void mean_shifts(const fa_clnf_model_t *model, const fa_clnf_responses_t 
                       shape[i + n] - base_shape[i + n], &ox, &oy);
         dxs[i] = ox + half;
         dys[i] = oy + half;
-        float sx = 0, sy = 0;
-        if (responses->visible[i] != 0)
-            mean_shift(model, window, responses->maps + (size_t)i * window * window, dxs[i], dys[i],
-                       &sx, &sy);
+        shifts[i] = shifts[i + n] = 0; /* the reference-frame shift until transformed below */
+    }
+    /* visible landmarks four at a time; a short group repeats its first and drops the copies */
+    int group[4], count = 0;
+    for (int i = 0; i <= n; i++) {
+        if (i < n && responses->visible[i] == 0) continue;
+        if (i < n) group[count++] = i;
+        if (count == 0 || (count < 4 && i < n)) continue;
+        const float *maps[4];
+        float dx[4], dy[4], sx[4], sy[4];
+        for (int l = 0; l < 4; l++) {
+            int k = group[l < count ? l : 0];
+            maps[l] = responses->maps + (size_t)k * window * window;
+            dx[l] = dxs[k], dy[l] = dys[k];
+        }
+        mean_shift_4(model, window, maps, dx, dy, sx, sy);
+        for (int l = 0; l < count; l++)
+            shifts[group[l]] = sx[l], shifts[group[l] + n] = sy[l];
+        count = 0;
+    }
+    for (int i = 0; i < n; i++) {
+        if (responses->visible[i] == 0) continue;
+        float sx = shifts[i], sy = shifts[i + n];
         transform_2x2(responses->ref_to_img, sx, sy, &shifts[i], &shifts[i + n]);
-        if (responses->visible[i] == 0) shifts[i] = shifts[i + n] = 0;
     }
 }
 
