@@ -150,11 +150,23 @@ void fa_align_apply_mask(fa_image_t *image, const float *landmarks, int point_co
     for (int row = 0; row < image->height; row++) {
         const float y0 = (float)row;
         int candidate_count = 0;
+        /* left of every candidate's x range or right of it, a pixel can only be found through the
+           guess; NaN bounds (never skipped by find_triangle) turn this shortcut off */
+        float left = INFINITY, right = -INFINITY;
         for (int t = 0; t < triangulation->count; t++)
-            if (!(triangles[t].max_y < y0 || triangles[t].min_y > y0))
+            if (!(triangles[t].max_y < y0 || triangles[t].min_y > y0)) {
                 candidates[candidate_count++] = t;
+                if (isnan(triangles[t].min_x) || isnan(triangles[t].max_x))
+                    left = -INFINITY, right = INFINITY;
+                left = fminf(left, triangles[t].min_x);
+                right = fmaxf(right, triangles[t].max_x);
+            }
         for (int column = 0; column < image->width; column++) {
-            guess = find_triangle((float)column, y0, triangles, candidates, candidate_count, guess);
+            const float x0 = (float)column;
+            if (guess == -1 && (x0 < left || x0 > right))
+                guess = -1;
+            else
+                guess = find_triangle(x0, y0, triangles, candidates, candidate_count, guess);
             if (guess == -1) zero_pixel(image, column, row);
         }
     }
