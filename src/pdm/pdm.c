@@ -677,22 +677,83 @@ static void hessian_generic(const float *jacobian, const float *weighted, int ro
  * in one accumulator or in OpenBLAS's even/odd pair (the pattern is uniform over a block); rows
  * go in pairs so that the pair's two products land in the right accumulators without branches
  * on k. blocks is a constant at each call, so the accumulators stay in registers. */
-/* Elements i >= 8 * blocks of column j, which the vector blocks do not cover, one by one. */
-static void hessian_leftover_columns(const float *jacobian, const float *weighted, int rows,
-                                     int columns, int j, int blocks, float *out) {
-    int rows8 = rows - rows % 8;
-    for (int i = 8 * blocks; i < columns; i++) {
-        int two = hessian_two_accumulators(i, j, columns);
-        float even_sum = 0, odd_sum = 0;
-        for (int r = 0; r < rows; r++) {
-            float a = jacobian[(size_t)r * columns + i], w = weighted[(size_t)r * columns + j];
-            if (two && r < rows8 && (r & 1))
-                odd_sum = fmaf(a, w, odd_sum);
-            else
-                even_sum = fmaf(a, w, even_sum);
-        }
-        out[i] = two ? even_sum + odd_sum : even_sum;
+/* Element i >= 8 * blocks of column j, which the vector blocks do not cover, alone. */
+__attribute__((target("avx2,fma"))) static float hessian_leftover_element(const float *jacobian,
+                                                                          const float *weighted,
+                                                                          int rows, int columns,
+                                                                          int i, int j) {
+    int rows8 = rows - rows % 8, two = hessian_two_accumulators(i, j, columns);
+    float even_sum = 0, odd_sum = 0;
+    for (int r = 0; r < rows; r++) {
+        float a = jacobian[(size_t)r * columns + i], w = weighted[(size_t)r * columns + j];
+        if (two && r < rows8 && (r & 1))
+            odd_sum = fmaf(a, w, odd_sum);
+        else
+            even_sum = fmaf(a, w, even_sum);
     }
+    return two ? even_sum + odd_sum : even_sum;
+}
+
+/* Elements i >= 8 * blocks (fewer than 8) of every column: the leftover i as lanes of one masked
+ * vector, four columns' chains at a time. A column whose leftover elements do not all sum the
+ * same way (one accumulator or two) takes them one by one. */
+__attribute__((target("avx2,fma"))) static void hessian_leftover(const float *jacobian,
+                                                                 const float *weighted, int rows,
+                                                                 int columns, int blocks,
+                                                                 float *hessian) {
+    enum { GROUP = 4 };
+    int first_i = 8 * blocks, lanes = columns - first_i, rows8 = rows - rows % 8;
+    if (lanes <= 0) return;
+    __m256i mask =
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    int group[GROUP], count = 0;
+    for (int j = 0; j <= columns; j++) {
+        if (j < columns) {
+            int uniform = 1;
+            for (int i = first_i + 1; i < columns; i++)
+                uniform &= hessian_two_accumulators(i, j, columns) ==
+                           hessian_two_accumulators(first_i, j, columns);
+            if (!uniform) {
+                for (int i = first_i; i < columns; i++)
+                    hessian[j * columns + i] =
+                        hessian_leftover_element(jacobian, weighted, rows, columns, i, j);
+                continue;
+            }
+            group[count++] = j;
+        }
+        if (count == 0 || (count < GROUP && j < columns)) continue;
+        __m256 first[GROUP], second[GROUP];
+        int dual[GROUP], column[GROUP];
+        for (int g = 0; g < GROUP; g++) { /* a short group repeats its first column */
+            column[g] = group[g < count ? g : 0];
+            dual[g] = hessian_two_accumulators(first_i, column[g], columns);
+            first[g] = second[g] = _mm256_setzero_ps();
+        }
+        for (int k = 0; k < rows; k++) {
+            __m256 value = _mm256_maskload_ps(jacobian + (size_t)k * columns + first_i, mask);
+            const float *factors = weighted + (size_t)k * columns;
+            int odd_row = k < rows8 && (k & 1);
+            for (int g = 0; g < GROUP; g++) {
+                __m256 factor = _mm256_set1_ps(factors[column[g]]);
+                if (dual[g] && odd_row)
+                    second[g] = _mm256_fmadd_ps(value, factor, second[g]);
+                else
+                    first[g] = _mm256_fmadd_ps(value, factor, first[g]);
+            }
+        }
+        for (int g = 0; g < count; g++)
+            _mm256_maskstore_ps(hessian + column[g] * columns + first_i, mask,
+                                dual[g] ? _mm256_add_ps(first[g], second[g]) : first[g]);
+        count = 0;
+    }
+}
+
+/* Adds the regularisation to the diagonal of the local parameters, as sgemm's C + Λ. */
+static void hessian_regularise(int columns, const float *regularisation, float *hessian) {
+    for (int j = 0; j < columns; j++)
+        for (int i = 0; i < columns; i++)
+            hessian[j * columns + i] =
+                (i == j && i >= 6 ? regularisation[i - 6] : 0.0f) + hessian[j * columns + i];
 }
 
 __attribute__((target("avx2,fma"))) static inline FA_ALWAYS_INLINE void
@@ -727,7 +788,6 @@ hessian_column_fma(const float *jacobian, const float *weighted, int rows, int c
     }
     for (int b = 0; b < blocks; b++)
         _mm256_storeu_ps(out + 8 * b, dual[b] ? _mm256_add_ps(first[b], second[b]) : first[b]);
-    hessian_leftover_columns(jacobian, weighted, rows, columns, j, blocks, out);
 }
 
 /* Columns j and j + 1 together, each lane as hessian_column_fma's. A single-accumulator block
@@ -803,15 +863,10 @@ HESSIAN_WIDE_TARGET static void hessian_wide(const float *jacobian, const float 
             break;
         }
     }
-    for (int jj = 0; jj < columns; jj++) {
-        float *out = hessian + jj * columns;
-        if (jj >= j) /* an odd column count's last column */
-            hessian_column_fma(jacobian, weighted, rows, columns, jj, blocks, out);
-        else
-            hessian_leftover_columns(jacobian, weighted, rows, columns, jj, blocks, out);
-        for (int i = 0; i < columns; i++)
-            out[i] = (i == jj && i >= 6 ? regularisation[i - 6] : 0.0f) + out[i];
-    }
+    if (j < columns) /* an odd column count's last column */
+        hessian_column_fma(jacobian, weighted, rows, columns, j, blocks, hessian + j * columns);
+    hessian_leftover(jacobian, weighted, rows, columns, blocks, hessian);
+    hessian_regularise(columns, regularisation, hessian);
 }
 
 __attribute__((target("avx2,fma"))) static void
@@ -834,9 +889,9 @@ hessian_fma(const float *jacobian, const float *weighted, int rows, int columns,
             hessian_column_fma(jacobian, weighted, rows, columns, j, blocks, out);
             break;
         }
-        for (int i = 0; i < columns; i++)
-            out[i] = (i == j && i >= 6 ? regularisation[i - 6] : 0.0f) + out[i];
     }
+    hessian_leftover(jacobian, weighted, rows, columns, blocks, hessian);
+    hessian_regularise(columns, regularisation, hessian);
 }
 
 /* The widest Hessian kernel the CPU has (AVX2 + FMA at least). */
