@@ -63,21 +63,20 @@ static inline float fa_ccnf_activation(const float *w, const float *x, int paire
  * they do not wait on each other's latency. */
 static inline void fa_ccnf_activations_single(const float *weights, int count, const float *x,
                                               float *z) {
-    enum { K = 1 + 11 * 11 };
-    for (int k0 = 0; k0 < count; k0 += 4) {
-        /* four chains in registers; past the last neuron they repeat neuron k0, unused */
-        const float *w0 = weights + k0 * K, *w1 = k0 + 1 < count ? w0 + K : w0;
-        const float *w2 = k0 + 2 < count ? w0 + 2 * K : w0, *w3 = k0 + 3 < count ? w0 + 3 * K : w0;
-        float z0 = w0[0], z1 = w1[0], z2 = w2[0], z3 = w3[0];
-        for (int t = 1; t < K; t++) {
-            z0 = fmaf(x[t - 1], w0[t], z0);
-            z1 = fmaf(x[t - 1], w1[t], z1);
-            z2 = fmaf(x[t - 1], w2[t], z2);
-            z3 = fmaf(x[t - 1], w3[t], z3);
+    enum { K = 1 + 11 * 11, CHAINS = 8 };
+    for (int k0 = 0; k0 < count; k0 += CHAINS) {
+        /* eight chains in registers; past the last neuron they repeat neuron k0, unused */
+        const float *w[CHAINS];
+        float chain[CHAINS];
+        for (int c = 0; c < CHAINS; c++) {
+            w[c] = weights + (size_t)(k0 + c < count ? k0 + c : k0) * K;
+            chain[c] = w[c][0];
         }
-        float chains[4] = {z0, z1, z2, z3};
-        for (int k = k0; k < count && k < k0 + 4; k++)
-            z[k] = chains[k - k0];
+        for (int t = 1; t < K; t++)
+            for (int c = 0; c < CHAINS; c++)
+                chain[c] = fmaf(x[t - 1], w[c][t], chain[c]);
+        for (int k = k0; k < count && k < k0 + CHAINS; k++)
+            z[k] = chain[k - k0];
     }
 }
 
