@@ -403,7 +403,9 @@ static void test_kernels(const fa_ccnf_t *ccnf, fa_ccnf_workspace_t *reference,
             fa_ccnf_sigma_reference(sigma, stride, n, raw1, out1);
             fa_ccnf_sigma_avx2(sigma, stride, n, raw1, out2);
             mismatches += memcmp(out1, out2, sizeof(float) * n) != 0;
-            compared += 2;
+            fa_ccnf_sigma_avx2_narrow(sigma, stride, n, raw1, out2);
+            mismatches += memcmp(out1, out2, sizeof(float) * n) != 0;
+            compared += 3;
             free(sigma);
         }
     CHECK(mismatches == 0, "%d of %d kernel results differ between AVX2 and reference", mismatches,

@@ -28,6 +28,10 @@ void fa_ccnf_raw_avx2(const fa_ccnf_expert_t *expert, int window, const float *a
                       fa_ccnf_workspace_t *workspace);
 void fa_ccnf_sigma_avx2(const float *sigma_transposed, int stride, int n, const float *raw,
                         float *out);
+/* The same in passes of 32 rows, as on CPUs without AVX-512VL (fa_ccnf_sigma_avx2 takes one
+ * pass over Sigma with its 32 registers). */
+void fa_ccnf_sigma_avx2_narrow(const float *sigma_transposed, int stride, int n, const float *raw,
+                               float *out);
 /* For 8 lanes, response[l] = the fa_ccnf_add_sigmoid chain over neurons k < count with
  * alphas[k] > 1e-4 of activations z[k * z_stride + l], bit for bit. 16-byte aligned. */
 void fa_ccnf_sigmoid_sums_avx2(const double *alphas, int count, const float *z, int z_stride,
