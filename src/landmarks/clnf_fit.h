@@ -179,6 +179,11 @@ typedef struct fa_clnf_callbacks {
     /* Fits the parts at once when not NULL (they are independent, as OpenFace's parallel_for
      * over them); the parts' providers must then be safe to call concurrently. */
     fa_pool_t *pool;
+    /* Called after each rotation hypothesis of a multi-view detection when not NULL: each
+     * hypothesis reads the patch experts of its own views, so what the last one read may be
+     * given back (the model cache drops those pages from memory). */
+    void (*hypothesis_done)(void *context);
+    void *hypothesis_context;
 } fa_clnf_callbacks_t;
 
 /* Per-video state: OpenFace's CLNF members, its parts', and the fit's scratch memory. */

@@ -198,6 +198,7 @@ fa_status fa_clnf_detect_in_box(const fa_clnf_system_t *system, fa_clnf_tracker_
                                           system->main->settings.windows_init, &hypothesis_success,
                                           error);
         if (status != FA_OK) return status;
+        if (callbacks->hypothesis_done) callbacks->hypothesis_done(callbacks->hypothesis_context);
         /* The first hypothesis is the initial best; later ones must be strictly better. */
         if (h == 0 || tracker->best_main.model_likelihood < state->model_likelihood) {
             tracker->best_main = *state;

@@ -106,6 +106,7 @@ void fa_cache_writer_release(fa_cache_writer_t *writer) {
     free(writer->sources);
     free(writer->index);
     free(writer->chunks);
+    free(writer->slots);
     memset(writer, 0, sizeof *writer);
 }
 
@@ -182,6 +183,32 @@ void fa_cache_write_text(fa_cache_writer_t *writer, const char *text) {
     memcpy(at + 4, text, length);
 }
 
+/* The hash of an array's bytes (a tail shorter than a word is zero-padded). */
+static uint64_t hash_bytes(const void *data, size_t bytes) {
+    size_t whole = bytes / 8 * 8;
+    uint64_t hash = hash_words(PRIME_1 ^ (uint64_t)bytes, data, whole);
+    uint8_t tail[8] = {0};
+    memcpy(tail, (const uint8_t *)data + whole, bytes - whole);
+    return hash_finish(hash_words(hash, tail, sizeof tail));
+}
+
+/* Doubles the table of equal-array slots (kept at most half full); 0 when out of memory. */
+static int grow_slots(fa_cache_writer_t *writer) {
+    size_t count = writer->slot_count ? 2 * writer->slot_count : 1024;
+    size_t *slots = calloc(count, sizeof *slots);
+    if (!slots) return 0;
+    for (size_t i = 0; i < writer->chunk_count; i++) {
+        size_t at = (size_t)writer->chunks[i].hash & (count - 1);
+        while (slots[at])
+            at = (at + 1) & (count - 1);
+        slots[at] = i + 1;
+    }
+    free(writer->slots);
+    writer->slots = slots;
+    writer->slot_count = count;
+    return 1;
+}
+
 void fa_cache_write_array(fa_cache_writer_t *writer, fa_cache_element type, const void *data,
                           size_t count) {
     uint8_t *at = index_record(writer, TAG_ARRAY, 20);
@@ -193,6 +220,21 @@ void fa_cache_write_array(fa_cache_writer_t *writer, fa_cache_element type, cons
         writer->failed = 1;
         return;
     }
+    if (2 * (writer->chunk_count + 1) > writer->slot_count && !grow_slots(writer)) {
+        writer->failed = 1;
+        return;
+    }
+    size_t bytes = count * element_size(type);
+    uint64_t hash = hash_bytes(data, bytes);
+    size_t slot = (size_t)hash & (writer->slot_count - 1);
+    for (; writer->slots[slot]; slot = (slot + 1) & (writer->slot_count - 1)) {
+        const fa_cache_chunk_t *earlier = &writer->chunks[writer->slots[slot] - 1];
+        if (earlier->hash == hash && earlier->bytes == bytes &&
+            !memcmp(earlier->data, data, bytes)) {
+            put_u64(at + 12, earlier->offset);
+            return;
+        }
+    }
     if (writer->chunk_count == writer->chunk_capacity) {
         size_t capacity = writer->chunk_capacity ? 2 * writer->chunk_capacity : 256;
         fa_cache_chunk_t *chunks = realloc(writer->chunks, capacity * sizeof *chunks);
@@ -203,11 +245,12 @@ void fa_cache_write_array(fa_cache_writer_t *writer, fa_cache_element type, cons
         writer->chunks = chunks;
         writer->chunk_capacity = capacity;
     }
-    size_t bytes = count * element_size(type);
+    writer->slots[slot] = writer->chunk_count + 1;
     fa_cache_chunk_t *chunk = &writer->chunks[writer->chunk_count++];
     chunk->data = data;
     chunk->bytes = bytes;
     chunk->offset = writer->data_size;
+    chunk->hash = hash;
     put_u64(at + 12, chunk->offset);
     writer->data_size = align_up(writer->data_size + bytes, FA_CACHE_ALIGNMENT);
 }

@@ -8,7 +8,10 @@
  *            path, so that a reader can tell a stale cache
  *   index    a stream of tagged records (integers, floats, doubles, texts and array references)
  *            in the order the writer wrote them; the reader reads them back in the same order
- *   data     the arrays, each at a multiple of 64 bytes (offsets are relative to the section)
+ *   data     the arrays, each at a multiple of 64 bytes (offsets are relative to the section);
+ *            arrays with identical bytes are stored once and their records share the offset
+ *            (half of the CCNF Sigmas are equal: mirrored views, symmetric landmarks), so a
+ *            reader must treat arrays as read-only
  * The checksum covers everything before the data (header, sources, index); the reader checks
  * every offset, size, type and alignment against the file's bounds, so a truncated, damaged or
  * foreign file is refused, never read past its end. Array contents are not checksummed (that
@@ -26,7 +29,7 @@
 #include "core/file.h"
 
 enum {
-    FA_CACHE_FORMAT_VERSION = 1, /* bump whenever the container or any stored layout changes */
+    FA_CACHE_FORMAT_VERSION = 2, /* bump whenever the container or any stored layout changes */
     FA_CACHE_ALIGNMENT = 64,
     FA_CACHE_HEADER_SIZE = 256,
     FA_CACHE_BUILD_ID_SIZE = 64,
@@ -65,6 +68,7 @@ typedef struct fa_cache_chunk {
     const void *data;
     size_t bytes;
     uint64_t offset; /* in the data section */
+    uint64_t hash;   /* of the bytes */
 } fa_cache_chunk_t;
 
 typedef struct fa_cache_writer {
@@ -73,6 +77,8 @@ typedef struct fa_cache_writer {
     uint32_t source_count;
     fa_cache_chunk_t *chunks; /* the arrays, referenced, not copied: keep them alive */
     size_t chunk_count, chunk_capacity;
+    size_t *slots; /* open-addressing table of chunk index + 1 (0: empty), to find equal arrays */
+    size_t slot_count;
     uint64_t data_size;
     int failed; /* out of memory: emit fails */
 } fa_cache_writer_t;
@@ -86,7 +92,8 @@ void fa_cache_write_int(fa_cache_writer_t *writer, int32_t value);
 void fa_cache_write_float(fa_cache_writer_t *writer, float value);
 void fa_cache_write_double(fa_cache_writer_t *writer, double value);
 void fa_cache_write_text(fa_cache_writer_t *writer, const char *text);
-/* count elements at data (NULL when count is 0), written when the file is emitted. */
+/* count elements at data (NULL when count is 0), written when the file is emitted; an array whose
+ * bytes equal an earlier one's is not written again but refers to it. */
 void fa_cache_write_array(fa_cache_writer_t *writer, fa_cache_element type, const void *data,
                           size_t count);
 

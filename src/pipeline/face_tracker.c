@@ -7,6 +7,7 @@
 #include "core/file.h"
 #include "core/image.h"
 #include "landmarks/ccnf.h"
+#include "pipeline/model_cache.h"
 
 enum { PATH_SIZE = 4096, MAX_BOXES = 64 };
 
@@ -17,6 +18,8 @@ typedef struct provider_context {
     int shared;                     /* 1: responses over the pool (the main model); 0: alone */
     fa_ccnf_workspace_t *workspace; /* a part's own, as parts may run at once */
     float confidence[FA_CLNF_MAX_POINTS];
+    int views[FA_CCNF_MAX_SCALES]; /* the view each scale used last, -1 before the first */
+    int view_changed;              /* a scale changed view since the end of the last frame */
 } provider_context_t;
 
 struct fa_face_tracker {
@@ -145,6 +148,10 @@ static fa_status respond(void *context, int scale, int window, const float param
                       responses->maps,
                       provider->shared ? tracker->ccnf_workspaces : provider->workspace,
                       provider->shared ? tracker->pool : NULL);
+    if (provider->views[scale] != view) {
+        provider->view_changed |= provider->views[scale] >= 0;
+        provider->views[scale] = view;
+    }
     const fa_ccnf_scale_t *patches = &ccnf->scales[scale];
     responses->view = view;
     responses->visible = patches->visible + (size_t)view * (size_t)n;
@@ -164,6 +171,13 @@ static fa_status validate(void *context, const float orientation[3], const float
                                           orientation, &value, error);
     *certainty = (float)value;
     return status;
+}
+
+/* Each hypothesis of a detection fits and validates with the views nearest its rotation: what
+ * it read of them (up to 4 MB a view) need not stay resident for the next. */
+static void release_views(void *context) {
+    const struct fa_face_tracker *tracker = context;
+    fa_model_cache_release_views(tracker->models->cache);
 }
 
 static fa_status detect(void *context, float box[4], int *found, fa_error_t *error)
@@ -218,11 +232,16 @@ fa_status fa_face_tracker_create(const fa_face_models_t *models, fa_pool_t *pool
             .workspace = &tracker->ccnf_workspaces[participants + i]};
         callbacks->parts[i] = (fa_clnf_provider_t){respond, &tracker->providers[1 + i]};
     }
+    for (int i = 0; i < 1 + models->system.part_count; i++)
+        for (int s = 0; s < FA_CCNF_MAX_SCALES; s++)
+            tracker->providers[i].views[s] = -1;
     callbacks->validate = validate;
     callbacks->validate_context = tracker;
     callbacks->detect = detect;
     callbacks->detect_context = tracker;
     callbacks->pool = pool;
+    callbacks->hypothesis_done = release_views;
+    callbacks->hypothesis_context = tracker;
     *out = tracker;
     return FA_OK;
 }
@@ -290,6 +309,18 @@ fa_status fa_face_tracker_process(fa_face_tracker_t *tracker, const fa_image_t *
         status = fa_clnf_track(&tracker->models->system, tracker->clnf, &tracker->callbacks,
                                &success, error);
     if (status != FA_OK) return status;
+    /* Tracking reads a fraction of what detection read (no MTCNN, no largest scale, one view
+     * per scale): let the next frames bring back only that; and when the head turns to another
+     * view, the one left behind. */
+    int view_changed = 0;
+    for (int i = 0; i < 1 + tracker->models->system.part_count; i++) {
+        view_changed |= tracker->providers[i].view_changed;
+        tracker->providers[i].view_changed = 0;
+    }
+    if (tracker->clnf->last_detection)
+        fa_model_cache_release_all(tracker->models->cache);
+    else if (view_changed)
+        fa_model_cache_release_views(tracker->models->cache);
     const fa_clnf_state_t *main = &tracker->clnf->main;
     face->success = success;
     face->model_success = main->detection_success;

@@ -23,6 +23,10 @@ typedef struct fa_face_models {
     fa_clnf_system_t system;
     fa_validator_t validator;
     fa_eye_parts_t eyes; /* which parts are the eye models (gaze, eye landmarks) */
+    /* The model cache these models were restored from (model_cache.h): the tracker gives its
+     * pages back between a detection's hypotheses, after detections and on view changes. NULL
+     * when loaded from text. */
+    const struct fa_model_cache *cache;
 } fa_face_models_t;
 
 /* Loads <model_dir>/main_clnf_general.txt, the validator it names and

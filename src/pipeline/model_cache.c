@@ -33,12 +33,21 @@ enum {
     MAX_ITERATIONS = 1000,
 };
 
+/* A span of the mapping, as offsets from its start. */
+typedef struct map_range {
+    size_t start, end;
+} map_range_t;
+
 struct fa_model_cache {
     void *map;
     size_t size;
     int mapped;         /* map is our mapping of the file (not a caller's image) */
     void **allocations; /* the structure arrays restoring allocated */
     int allocation_count, allocation_capacity;
+    /* The per-view arrays (patch experts, validator views): while restoring, one range per
+     * array; then merged and cut to whole pages (fa_model_cache_release_views). */
+    map_range_t *views;
+    size_t view_count, view_capacity;
 };
 
 void fa_model_cache_close(fa_model_cache_t *cache) {
@@ -46,8 +55,71 @@ void fa_model_cache_close(fa_model_cache_t *cache) {
     for (int i = 0; i < cache->allocation_count; i++)
         free(cache->allocations[i]);
     free(cache->allocations);
+    free(cache->views);
     if (cache->mapped) munmap(cache->map, cache->size);
     free(cache);
+}
+
+/* Records a restored per-view array; 0 when out of memory. */
+static int note_view_array(fa_model_cache_t *cache, const void *array, size_t bytes) {
+    if (!array || !bytes) return 1;
+    if (cache->view_count == cache->view_capacity) {
+        size_t capacity = cache->view_capacity ? 2 * cache->view_capacity : 1024;
+        map_range_t *grown = realloc(cache->views, capacity * sizeof *grown);
+        if (!grown) return 0;
+        cache->views = grown;
+        cache->view_capacity = capacity;
+    }
+    size_t start = (size_t)((const char *)array - (const char *)cache->map);
+    cache->views[cache->view_count++] = (map_range_t){start, start + bytes};
+    return 1;
+}
+
+static int by_start(const void *a, const void *b) {
+    size_t x = ((const map_range_t *)a)->start, y = ((const map_range_t *)b)->start;
+    return (x > y) - (x < y);
+}
+
+/* The recorded arrays as few whole-page ranges: arrays less than a page apart are joined (the
+ * writer lays a scale's experts and the validator's views out one after another; equal arrays
+ * share their bytes), then each range shrinks to the pages it covers entirely, so that no page
+ * of other data is dropped with them. */
+static void merge_view_ranges(fa_model_cache_t *cache) {
+    if (!cache->view_count) return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    qsort(cache->views, cache->view_count, sizeof *cache->views, by_start);
+    size_t merged = 0;
+    for (size_t i = 1; i < cache->view_count; i++) {
+        map_range_t *last = &cache->views[merged], next = cache->views[i];
+        if (next.start <= last->end + page) {
+            if (next.end > last->end) last->end = next.end;
+        } else {
+            cache->views[++merged] = next;
+        }
+    }
+    size_t kept = 0;
+    for (size_t i = 0; i <= merged; i++) {
+        size_t start = (cache->views[i].start + page - 1) / page * page;
+        size_t end = cache->views[i].end / page * page;
+        if (end > start) cache->views[kept++] = (map_range_t){start, end};
+    }
+    cache->view_count = kept;
+}
+
+/* The mapping is private, read-only and never written: a dropped page loses nothing and is read
+ * back unchanged. A failure only leaves pages resident. */
+static void drop_pages(const fa_model_cache_t *cache, size_t start, size_t end) {
+    madvise((char *)cache->map + start, end - start, MADV_DONTNEED);
+}
+
+void fa_model_cache_release_views(const fa_model_cache_t *cache) {
+    if (!cache || !cache->mapped) return;
+    for (size_t i = 0; i < cache->view_count; i++)
+        drop_pages(cache, cache->views[i].start, cache->views[i].end);
+}
+
+void fa_model_cache_release_all(const fa_model_cache_t *cache) {
+    if (cache && cache->mapped) drop_pages(cache, 0, cache->size);
 }
 
 static void *cache_allocate(fa_model_cache_t *cache, size_t size) {
@@ -248,6 +320,19 @@ static void visit_au_models(cache_io_t *io, fa_au_models_t *models) {
     }
 }
 
+/* Restoring: the expert's arrays are per-view data (fa_model_cache_release_views). */
+static void note_expert(cache_io_t *io, const fa_ccnf_expert_t *expert, size_t weights,
+                        const size_t sigma[FA_CCNF_MAX_PREPARED]) {
+    if (!io->reader || !io_ok(io)) return;
+    int noted =
+        note_view_array(io->cache, expert->weights, weights * sizeof(float)) &&
+        note_view_array(io->cache, expert->alphas, (size_t)expert->neuron_count * sizeof(double)) &&
+        note_view_array(io->cache, expert->betas, (size_t)expert->beta_count * sizeof(double));
+    for (int k = 0; noted && k < FA_CCNF_MAX_PREPARED; k++)
+        noted = note_view_array(io->cache, expert->sigma[k], sigma[k] * sizeof(float));
+    if (!noted) fa_cache_reader_fail(io->reader, "out of memory");
+}
+
 static void visit_expert(cache_io_t *io, const fa_ccnf_scale_t *scale, int visible,
                          fa_ccnf_expert_t *expert) {
     io_int(io, &expert->neuron_count, 0, FA_CCNF_MAX_NEURONS, "CCNF neuron count");
@@ -259,13 +344,15 @@ static void visit_expert(cache_io_t *io, const fa_ccnf_scale_t *scale, int visib
     io_int(io, &expert->beta_count, 0, CCNF_MAX_COMPONENTS, "CCNF beta count");
     io_array(io, &expert->betas, FA_CACHE_F64, (size_t)expert->beta_count);
     io_double(io, &expert->confidence);
+    size_t sigma[FA_CCNF_MAX_PREPARED];
     for (int k = 0; k < FA_CCNF_MAX_PREPARED; k++) {
-        size_t values = 0;
+        sigma[k] = 0;
         if (neurons && k < scale->window_count)
-            values =
+            sigma[k] =
                 (size_t)(scale->windows[k] * scale->windows[k]) * (size_t)scale->sigma_stride[k];
-        io_array(io, &expert->sigma[k], FA_CACHE_F32, values);
+        io_array(io, &expert->sigma[k], FA_CACHE_F32, sigma[k]);
     }
+    note_expert(io, expert, neurons * FA_CCNF_INPUTS, sigma);
 }
 
 static void visit_ccnf_scale(cache_io_t *io, fa_ccnf_scale_t *scale) {
@@ -389,6 +476,41 @@ static void visit_fit_model(cache_io_t *io, fa_clnf_model_t *model) {
     }
 }
 
+/* Restoring: a validator view's arrays are per-view data (fa_model_cache_release_views). */
+static void note_validator_view(cache_io_t *io, const fa_validator_view_t *view) {
+    if (!io->reader || !io_ok(io)) return;
+    size_t triangles = 3 * (size_t)view->triangle_count, pixels = (size_t)view->pixel_count;
+    enum { K = FA_VALIDATOR_KERNELS };
+    const struct {
+        const void *array;
+        size_t bytes;
+    } arrays[] = {
+        {view->triangles, triangles * sizeof(int32_t)},
+        {view->alpha, triangles * sizeof(float)},
+        {view->beta, triangles * sizeof(float)},
+        {view->pixel_x, pixels},
+        {view->pixel_y, pixels},
+        {view->pixel_triangle, pixels * sizeof(int16_t)},
+        {view->mean, pixels * sizeof(float)},
+        {view->standard_deviation, pixels * sizeof(float)},
+        {view->conv1_weights,
+         FA_VALIDATOR_CONV1_SIDE * FA_VALIDATOR_CONV1_SIDE * K * sizeof(float)},
+        {view->conv1_bias, K * sizeof(float)},
+        {view->conv2_weights,
+         K * FA_VALIDATOR_CONV2_SIDE * FA_VALIDATOR_CONV2_SIDE * K * sizeof(float)},
+        {view->conv2_bias, K * sizeof(float)},
+        {view->fc1_weights, FA_VALIDATOR_FLAT * FA_VALIDATOR_HIDDEN * sizeof(float)},
+        {view->fc1_bias, FA_VALIDATOR_HIDDEN * sizeof(float)},
+        {view->fc2_weights, FA_VALIDATOR_HIDDEN * FA_VALIDATOR_BINS * sizeof(float)},
+        {view->fc2_bias, FA_VALIDATOR_BINS * sizeof(float)},
+    };
+    for (size_t i = 0; i < sizeof arrays / sizeof arrays[0]; i++)
+        if (!note_view_array(io->cache, arrays[i].array, arrays[i].bytes)) {
+            fa_cache_reader_fail(io->reader, "out of memory");
+            return;
+        }
+}
+
 static void visit_validator(cache_io_t *io, fa_validator_t *validator) {
     io_int(io, &validator->view_count, 1, FA_VALIDATOR_MAX_VIEWS, "validator view count");
     for (int v = 0; v < validator->view_count; v++) {
@@ -423,6 +545,7 @@ static void visit_validator(cache_io_t *io, fa_validator_t *validator) {
         io_array(io, &view->fc1_bias, FA_CACHE_F32, FA_VALIDATOR_HIDDEN);
         io_array(io, &view->fc2_weights, FA_CACHE_F32, FA_VALIDATOR_HIDDEN * FA_VALIDATOR_BINS);
         io_array(io, &view->fc2_bias, FA_CACHE_F32, FA_VALIDATOR_BINS);
+        note_validator_view(io, view);
     }
     if (io->reader && io_ok(io)) fa_validator_choose_kernel(validator);
 }
@@ -664,6 +787,8 @@ static fa_model_cache_outcome restore(fa_model_cache_t *cache, const char *model
         fa_error_set(error, FA_ERROR_MODEL, "model cache: %s", reader.reason);
         return FA_MODEL_CACHE_INVALID;
     }
+    merge_view_ranges(cache);
+    if (faces) faces->cache = cache;
     *slots->au = au;
     *slots->pdm = pdm;
     *slots->triangulation = triangulation;

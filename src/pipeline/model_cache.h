@@ -68,6 +68,19 @@ fa_status fa_model_cache_store(const char *cache_dir, const char *models_dir,
                                const fa_settings_t *settings, const fa_file_log_t *sources,
                                const fa_model_slots_t *slots, fa_error_t *error);
 
+/* Give back memory: the pages of the mapped file that this process has read are dropped from it
+ * (madvise MADV_DONTNEED on the private, read-only mapping) and come back from the page cache,
+ * the same bytes, when read again, so results never change. Safe while other threads read the
+ * models (they read the pages back). Both do nothing for NULL or a cache image in memory.
+ *
+ * _views: the per-view data, most of the cache (the CCNF weights and Sigmas of every view and
+ * scale of the main and part models, the validator's views). A multi-view detection calls it
+ * after each rotation hypothesis: the next one reads other views, tracking one view per scale.
+ * _all: everything; called after a detection, so that what only detections read (MTCNN, the
+ * largest scale's patch experts and KDE table) does not stay resident while tracking. */
+void fa_model_cache_release_views(const fa_model_cache_t *cache);
+void fa_model_cache_release_all(const fa_model_cache_t *cache);
+
 /* Unmaps the file and frees what restoring allocated; the restored models become invalid. */
 void fa_model_cache_close(fa_model_cache_t *cache);
 
