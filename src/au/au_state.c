@@ -56,13 +56,17 @@ void fa_au_state_free(fa_au_state_t *state) {
 
 /* The medians change only on odd calls (OpenFace's "small speedup"), and only successful frames
  * enter the histograms; the HOG median is clamped at zero after every update. */
-static void update_medians(fa_au_state_t *state, int success) {
-    if (state->frames_tracking % 2 != 1) return;
-    fa_running_median_update(&state->hog_median, state->features, success);
+static fa_status update_medians(fa_au_state_t *state, int success) {
+    if (state->frames_tracking % 2 != 1) return FA_OK;
+    /* Cannot fail: fa_au_state_add_frame reserved the histograms' carries. */
+    fa_status status = fa_running_median_update(&state->hog_median, state->features, success);
     double *hog = state->hog_median.median;
     for (int i = 0; i < FA_HOG_SIZE; i++)
         if (hog[i] < 0) hog[i] = 0;
-    fa_running_median_update(&state->geometry_median, state->features + FA_HOG_SIZE, success);
+    if (status == FA_OK)
+        status = fa_running_median_update(&state->geometry_median, state->features + FA_HOG_SIZE,
+                                          success);
+    return status;
 }
 
 /* x - means, and for dynamic models (x - means) - [hog median, geometry median], in the order
@@ -119,7 +123,8 @@ static fa_status reserve_frame(fa_au_state_t *state, fa_error_t *error) {
         if (!state->block_capacity) state->block_capacity = FA_AU_HISTORY_BLOCK;
         state->row_size = fa_au_history_row_size(state->models);
         state->block = calloc(state->block_capacity, state->row_size);
-        if (!state->block) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory (AU history)");
+        if (!state->block)
+            return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory (AU history)");
     }
     if (state->block_rows < state->block_capacity) return FA_OK;
     if (!state->spill) {
@@ -129,10 +134,8 @@ static fa_status reserve_frame(fa_au_state_t *state, fa_error_t *error) {
                                 "cannot create a temporary file for the AU history: %s",
                                 strerror(errno));
     }
-    if (fwrite(state->block, state->row_size, state->block_rows, state->spill) !=
-        state->block_rows)
-        return fa_error_set(error, FA_ERROR_IO, "cannot write the AU history: %s",
-                            strerror(errno));
+    if (fwrite(state->block, state->row_size, state->block_rows, state->spill) != state->block_rows)
+        return fa_error_set(error, FA_ERROR_IO, "cannot write the AU history: %s", strerror(errno));
     state->spilled += state->block_rows;
     state->block_rows = 0;
     return FA_OK;
@@ -218,6 +221,9 @@ fa_status fa_au_state_add_frame(fa_au_state_t *state, const float *hog, const do
     int keep = success && state->successes < FA_AU_MAX_INIT_FRAMES;
     fa_status status = reserve_frame(state, error);
     if (status == FA_OK && keep) status = reserve_init_frame(state, error);
+    if (status == FA_OK && success) status = fa_running_median_reserve(&state->hog_median, error);
+    if (status == FA_OK && success)
+        status = fa_running_median_reserve(&state->geometry_median, error);
     if (status != FA_OK) return status;
     state->frames_tracking++;
     state->successes += success;
@@ -226,7 +232,9 @@ fa_status fa_au_state_add_frame(fa_au_state_t *state, const float *hog, const do
     /* A failed frame has zero local parameters, hence zero geometry. */
     for (int k = 0; k < FA_GEOMETRY_SIZE; k++)
         state->features[FA_HOG_SIZE + k] = success ? geometry[k] : 0;
-    update_medians(state, success);
+    status = update_medians(state, success);
+    if (status != FA_OK)
+        return fa_error_set(error, status, "out of memory (running median carries)");
     predict(state, keep && state->dynamic_count);
     if (keep) store_init_frame(state);
     double intensities[FA_MAX_AUS], presences[FA_MAX_AUS];
