@@ -149,22 +149,39 @@ fa_status fa_running_median_reserve(fa_running_median_t *median, fa_error_t *err
     return FA_OK;
 }
 
-int fa_running_median_bin(const fa_running_median_t *median, double value) {
+static inline int bin_of(double value, double scale, double shift, double last) {
     /* OpenCV's convertTo evaluates value * scale + shift with a fused multiply-add (v_fma). */
-    double position = fma(value, median->scale, median->shift);
-    if (position > median->bins - 1) position = median->bins - 1;
+    double position = fma(value, scale, shift);
+    if (position > last) position = last;
     if (!(position >= 0)) position = 0; /* also NaN, which OpenFace would not survive */
     return (int)position;
 }
 
+int fa_running_median_bin(const fa_running_median_t *median, double value) {
+    return bin_of(value, median->scale, median->shift, median->bins - 1);
+}
+
+/* A dimension's count at bin from its first cell, tiles tile cells apart. */
+static inline int32_t low_count(const uint16_t *first, size_t tile, int32_t bin) {
+    return first[(size_t)(bin >> TILE_SHIFT) * tile + (bin & (TILE_BINS - 1))];
+}
+
 /* Restores median_bin = the first bin whose cumulative count reaches cutoff. The cutoff grows
  * by at most one per added value, so the bin moves little (it may cross empty bins). */
-static void settle(fa_running_median_t *median, int dimension, int cutoff) {
+static void settle(fa_running_median_t *median, int dimension, int cutoff, size_t tile) {
     int32_t j = median->median_bin[dimension], count = median->below[dimension];
-    while (count + bin_count(median, dimension, j) < cutoff)
-        count += bin_count(median, dimension, j++);
-    while (j > 0 && count >= cutoff)
-        count -= bin_count(median, dimension, --j);
+    if (median->carried[dimension]) {
+        while (count + bin_count(median, dimension, j) < cutoff)
+            count += bin_count(median, dimension, j++);
+        while (j > 0 && count >= cutoff)
+            count -= bin_count(median, dimension, --j);
+    } else { /* the usual case: every count of the dimension fits its 16 bits */
+        const uint16_t *first = median->histogram + ((size_t)dimension << TILE_SHIFT);
+        while (count + low_count(first, tile, j) < cutoff)
+            count += low_count(first, tile, j++);
+        while (j > 0 && count >= cutoff)
+            count -= low_count(first, tile, --j);
+    }
     median->median_bin[dimension] = j;
     median->below[dimension] = count;
 }
@@ -177,18 +194,25 @@ fa_status fa_running_median_update(fa_running_median_t *median, const double *de
         median->started = 1;
         memcpy(median->median, descriptor, (size_t)dimension * sizeof(double));
     }
+    /* Locals, as the int32 stores below could alias the struct's ints for the compiler. */
+    size_t tile = (size_t)dimension << TILE_SHIFT; /* cells from one tile to the next */
+    int32_t *median_bin = median->median_bin, *below = median->below;
     if (update) {
+        uint16_t *histogram = median->histogram;
+        double scale = median->scale, shift = median->shift, last = median->bins - 1;
+        int first_value = median->count == 0;
         for (int i = 0; i < dimension; i++) {
-            int bin = fa_running_median_bin(median, descriptor[i]);
-            uint16_t *cell = cell_of(median, i, bin);
+            int bin = bin_of(descriptor[i], scale, shift, last);
+            uint16_t *cell = histogram + (size_t)(bin >> TILE_SHIFT) * tile +
+                             ((size_t)i << TILE_SHIFT) + (bin & (TILE_BINS - 1));
             if (++*cell == 0) add_carry(median, i, bin);
-            if (median->count == 0) {
+            if (first_value) {
                 /* Start the search at the first value: a walk from bin 0 would read (and on
                  * systems without a shared zero page, make resident) the empty bins below. */
-                median->median_bin[i] = bin;
-                median->below[i] = 0;
-            } else if (bin < median->median_bin[i]) {
-                median->below[i]++;
+                median_bin[i] = bin;
+                below[i] = 0;
+            } else if (bin < median_bin[i]) {
+                below[i]++;
             }
         }
         median->count++;
@@ -198,10 +222,12 @@ fa_status fa_running_median_update(fa_running_median_t *median, const double *de
         return FA_OK;
     }
     /* With no value yet the cutoff is 0 and OpenFace's scan stops at bin 0: keep that quirk. */
-    int cutoff = (median->count + 1) / 2;
+    int cutoff = (median->count + 1) / 2, search = update || median->count == 0;
+    const double *centres = median->centres;
+    double *values = median->median;
     for (int i = 0; i < dimension; i++) {
-        if (update || median->count == 0) settle(median, i, cutoff);
-        median->median[i] = median->centres[median->median_bin[i]];
+        if (search) settle(median, i, cutoff, tile);
+        values[i] = centres[median_bin[i]];
     }
     return FA_OK;
 }
