@@ -119,21 +119,23 @@ struct fa_au_state {
      * OpenFace's 4702 features per frame, the dynamic models' (x - means) . w (see postprocess.c).
      */
     int dynamic_count;
-    size_t init_frames, init_capacity;
-    double *init_sums; /* init_frames x dynamic_count: SVR dynamic models, then SVM dynamic */
+    size_t init_frames;
+    double *init_sums; /* FA_AU_MAX_INIT_FRAMES x dynamic_count: SVR dynamic, then SVM dynamic */
 
     /* Online correction (CorrectOnlineAUs): per intensity AU a 200-bin histogram. */
     int32_t *online_histogram;
     int online_count;
 
-    /* Post-processing (postprocess.c): per-AU offsets, the re-predicted values of the first
-     * successful frames, and a window of 7 finished rows around the row being read. */
+    /* Post-processing (postprocess.c): per-AU offsets, the final medians' dot products with the
+     * dynamic models (the first successful frames are re-predicted from them as they are read),
+     * and a window of 7 finished rows around the row being read. */
     int finished;
+    int repredicting; /* history rows of the first successful frames are re-predicted */
+    double median_sums[FA_AU_GROUPS][FA_MAX_AUS];
     double offsets[FA_MAX_AUS];
-    double *overrides;          /* init_frames x (count[0] + count[1]) */
-    size_t read_position;       /* rows of the history read so far */
-    size_t successes_read;      /* successful rows among them (override index) */
-    size_t next_row;            /* the next row fa_au_state_next_row gives */
+    size_t read_position;  /* rows of the history read so far */
+    size_t successes_read; /* successful rows among them (init_sums index) */
+    size_t next_row;       /* the next row fa_au_state_next_row gives */
     double window[7][2][FA_MAX_AUS];
     uint8_t window_success[7];
     double *all_intensity, *all_presence; /* fa_au_state_postprocess_all (tests) */

@@ -27,6 +27,14 @@ fa_status fa_au_state_create(const fa_au_models_t *models, int online, fa_au_sta
     if (status == FA_OK)
         status = fa_running_median_init(&s->geometry_median, FA_GEOMETRY_SIZE, GEOMETRY_BINS, -60,
                                         60, error);
+    /* Room for every re-prediction row at once: no growth during the video, and pages that no
+     * frame reaches (short videos) are never touched. */
+    if (status == FA_OK && s->dynamic_count) {
+        s->init_sums =
+            malloc((size_t)FA_AU_MAX_INIT_FRAMES * (size_t)s->dynamic_count * sizeof(double));
+        if (!s->init_sums)
+            status = fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory (AU state)");
+    }
     if (status == FA_OK && s->online) {
         s->online_histogram = calloc((size_t)models->count[0] * ONLINE_BINS + 1, sizeof(int32_t));
         if (!s->online_histogram)
@@ -46,7 +54,6 @@ void fa_au_state_free(fa_au_state_t *state) {
     fa_running_median_release(&state->geometry_median);
     free(state->block);
     if (state->spill) fclose(state->spill);
-    free(state->overrides);
     free(state->all_intensity);
     free(state->all_presence);
     free(state->init_sums);
@@ -56,13 +63,17 @@ void fa_au_state_free(fa_au_state_t *state) {
 
 /* The medians change only on odd calls (OpenFace's "small speedup"), and only successful frames
  * enter the histograms; the HOG median is clamped at zero after every update. */
-static void update_medians(fa_au_state_t *state, int success) {
-    if (state->frames_tracking % 2 != 1) return;
-    fa_running_median_update(&state->hog_median, state->features, success);
+static fa_status update_medians(fa_au_state_t *state, int success) {
+    if (state->frames_tracking % 2 != 1) return FA_OK;
+    /* Cannot fail: fa_au_state_add_frame reserved the histograms' carries. */
+    fa_status status = fa_running_median_update(&state->hog_median, state->features, success);
     double *hog = state->hog_median.median;
     for (int i = 0; i < FA_HOG_SIZE; i++)
         if (hog[i] < 0) hog[i] = 0;
-    fa_running_median_update(&state->geometry_median, state->features + FA_HOG_SIZE, success);
+    if (status == FA_OK)
+        status = fa_running_median_update(&state->geometry_median, state->features + FA_HOG_SIZE,
+                                          success);
+    return status;
 }
 
 /* x - means, and for dynamic models (x - means) - [hog median, geometry median], in the order
@@ -97,18 +108,6 @@ static void predict(fa_au_state_t *state, int keep_plain) {
     }
 }
 
-static fa_status grow(void **array, size_t *capacity, size_t needed, size_t element,
-                      fa_error_t *error) {
-    if (needed <= *capacity) return FA_OK;
-    size_t grown = *capacity ? *capacity * 2 : 256;
-    if (grown < needed) grown = needed;
-    void *bigger = realloc(*array, grown * element);
-    if (!bigger) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory (AU history)");
-    *array = bigger;
-    *capacity = grown;
-    return FA_OK;
-}
-
 /* Makes room for one more history row: a full block goes to the temporary file. */
 void fa_au_state_set_history_block(fa_au_state_t *state, size_t rows) {
     if (!state->block && rows > 0) state->block_capacity = rows;
@@ -118,8 +117,11 @@ static fa_status reserve_frame(fa_au_state_t *state, fa_error_t *error) {
     if (!state->block) {
         if (!state->block_capacity) state->block_capacity = FA_AU_HISTORY_BLOCK;
         state->row_size = fa_au_history_row_size(state->models);
-        state->block = calloc(state->block_capacity, state->row_size);
-        if (!state->block) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory (AU history)");
+        /* Not calloc, whose zeroing can make all 640 KB resident at once: record() writes
+         * whole rows, so only the rows used take memory. */
+        state->block = malloc(state->block_capacity * state->row_size);
+        if (!state->block)
+            return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory (AU history)");
     }
     if (state->block_rows < state->block_capacity) return FA_OK;
     if (!state->spill) {
@@ -129,30 +131,22 @@ static fa_status reserve_frame(fa_au_state_t *state, fa_error_t *error) {
                                 "cannot create a temporary file for the AU history: %s",
                                 strerror(errno));
     }
-    if (fwrite(state->block, state->row_size, state->block_rows, state->spill) !=
-        state->block_rows)
-        return fa_error_set(error, FA_ERROR_IO, "cannot write the AU history: %s",
-                            strerror(errno));
+    if (fwrite(state->block, state->row_size, state->block_rows, state->spill) != state->block_rows)
+        return fa_error_set(error, FA_ERROR_IO, "cannot write the AU history: %s", strerror(errno));
     state->spilled += state->block_rows;
     state->block_rows = 0;
     return FA_OK;
 }
 
-/* Room for one more re-prediction row, reserved before the state changes. */
-static fa_status reserve_init_frame(fa_au_state_t *state, fa_error_t *error) {
-    size_t row = (size_t)(state->dynamic_count ? state->dynamic_count : 1) * sizeof(double);
-    return grow((void **)&state->init_sums, &state->init_capacity, state->init_frames + 1, row,
-                error);
-}
-
 static void store_init_frame(fa_au_state_t *state) {
-    double *out = state->init_sums + state->init_frames * (size_t)state->dynamic_count;
+    state->init_frames++;
+    if (!state->dynamic_count) return;
+    double *out = state->init_sums + (state->init_frames - 1) * (size_t)state->dynamic_count;
     const fa_au_group_t *groups = state->models->groups;
     for (int m = 0; m < groups[FA_AU_GROUP_SVR_DYNAMIC].count; m++)
         *out++ = state->plain[FA_AU_GROUP_SVR_DYNAMIC][m];
     for (int m = 0; m < groups[FA_AU_GROUP_SVM_DYNAMIC].count; m++)
         *out++ = state->plain[FA_AU_GROUP_SVM_DYNAMIC][m];
-    state->init_frames++;
 }
 
 /* Writes the sorted outputs and appends the frame to the history. */
@@ -160,6 +154,7 @@ static void record(fa_au_state_t *state, int success, double *intensity, double 
     const fa_au_models_t *models = state->models;
     state->frames++;
     uint8_t *row = state->block + state->block_rows++ * state->row_size;
+    memset(row, 0, state->row_size); /* the padding too: the row may go to the file */
     row[0] = (uint8_t)success;
     uint8_t *positive = row + 1;
     double history[FA_MAX_AUS];
@@ -217,7 +212,9 @@ fa_status fa_au_state_add_frame(fa_au_state_t *state, const float *hog, const do
      * max_init_frames). */
     int keep = success && state->successes < FA_AU_MAX_INIT_FRAMES;
     fa_status status = reserve_frame(state, error);
-    if (status == FA_OK && keep) status = reserve_init_frame(state, error);
+    if (status == FA_OK && success) status = fa_running_median_reserve(&state->hog_median, error);
+    if (status == FA_OK && success)
+        status = fa_running_median_reserve(&state->geometry_median, error);
     if (status != FA_OK) return status;
     state->frames_tracking++;
     state->successes += success;
@@ -226,7 +223,9 @@ fa_status fa_au_state_add_frame(fa_au_state_t *state, const float *hog, const do
     /* A failed frame has zero local parameters, hence zero geometry. */
     for (int k = 0; k < FA_GEOMETRY_SIZE; k++)
         state->features[FA_HOG_SIZE + k] = success ? geometry[k] : 0;
-    update_medians(state, success);
+    status = update_medians(state, success);
+    if (status != FA_OK)
+        return fa_error_set(error, status, "out of memory (running median carries)");
     predict(state, keep && state->dynamic_count);
     if (keep) store_init_frame(state);
     double intensities[FA_MAX_AUS], presences[FA_MAX_AUS];

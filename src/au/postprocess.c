@@ -58,6 +58,29 @@ static void median_sums(fa_au_state_t *state, double sums[FA_AU_GROUPS][FA_MAX_A
             fa_au_group_dot(&state->models->groups[g], median, sums[g]);
 }
 
+/* One re-predicted frame: OpenFace predicts (x - means - median) . w + b again from stored
+ * features. The product is linear, so (x - means) . w, stored per frame, minus median . w gives
+ * the same value up to double rounding of the sums (~1e-13 here, far below the output's 0.01),
+ * without keeping 4702 doubles per frame. Static models keep their stored values. */
+static void repredict_frame(const fa_au_state_t *state, const double *plain, double *intensity,
+                            double *presence) {
+    const fa_au_models_t *models = state->models;
+    int svr_count = models->groups[FA_AU_GROUP_SVR_DYNAMIC].count;
+    for (int kind = 0; kind < 2; kind++) {
+        double *out = kind ? presence : intensity;
+        for (int i = 0; i < models->count[kind]; i++) {
+            fa_au_source_t s = models->sources[kind][i];
+            if (!fa_au_group_is_dynamic(s.group)) continue;
+            const fa_au_group_t *group = &models->groups[s.group];
+            double value = (plain[kind ? svr_count + s.model : s.model] -
+                            state->median_sums[s.group][s.model]) +
+                           group->biases[s.model];
+            if (kind) value = value > 0 ? group->positive[s.model] : group->negative[s.model];
+            out[i] = value;
+        }
+    }
+}
+
 /* ---------------------------------------------------------------------------------------------
  * Reading the history: the spilled rows from the temporary file, then the block in memory. */
 
@@ -71,7 +94,7 @@ static fa_status history_rewind(fa_au_state_t *state, fa_error_t *error) {
 }
 
 /* The next history row: success, raw intensities (count[0]) and presence classes (count[1]),
- * the first successful frames' with their re-predicted values. */
+ * the first successful frames' re-predicted once post-processing started. */
 static fa_status history_next(fa_au_state_t *state, int *success, double *intensity,
                               double *presence, fa_error_t *error) {
     const fa_au_models_t *models = state->models;
@@ -82,7 +105,8 @@ static fa_status history_next(fa_au_state_t *state, int *success, double *intens
     if (position < state->spilled) {
         if (fread(spilled_row, state->row_size, 1, state->spill) != 1)
             return fa_error_set(error, FA_ERROR_IO, "cannot read back the AU history: %s",
-                                ferror(state->spill) ? strerror(errno) : "file shorter than written");
+                                ferror(state->spill) ? strerror(errno)
+                                                     : "file shorter than written");
         row = spilled_row;
     } else {
         row = state->block + (position - state->spilled) * state->row_size;
@@ -95,64 +119,10 @@ static fa_status history_next(fa_au_state_t *state, int *success, double *intens
         const fa_au_group_t *group = &models->groups[s.group];
         presence[i] = row[1 + i] ? group->positive[s.model] : group->negative[s.model];
     }
-    if (*success && state->successes_read++ < state->init_frames && state->overrides) {
-        const double *override = state->overrides + (state->successes_read - 1) * (size_t)(n0 + n1);
-        memcpy(intensity, override, sizeof(double) * (size_t)n0);
-        memcpy(presence, override + n0, sizeof(double) * (size_t)n1);
-    }
-    return FA_OK;
-}
-
-/* One re-predicted frame: OpenFace predicts (x - means - median) . w + b again from stored
- * features. The product is linear, so (x - means) . w, stored per frame, minus median . w gives
- * the same value up to double rounding of the sums (~1e-13 here, far below the output's 0.01),
- * without keeping 4702 doubles per frame. Static models keep their stored values. */
-static void repredict_frame(fa_au_state_t *state, const double *plain,
-                            double sums[FA_AU_GROUPS][FA_MAX_AUS], double *intensity,
-                            double *presence) {
-    const fa_au_models_t *models = state->models;
-    int svr_count = models->groups[FA_AU_GROUP_SVR_DYNAMIC].count;
-    for (int kind = 0; kind < 2; kind++) {
-        double *out = kind ? presence : intensity;
-        for (int i = 0; i < models->count[kind]; i++) {
-            fa_au_source_t s = models->sources[kind][i];
-            if (!fa_au_group_is_dynamic(s.group)) continue;
-            const fa_au_group_t *group = &models->groups[s.group];
-            double value = (plain[kind ? svr_count + s.model : s.model] - sums[s.group][s.model]) +
-                           group->biases[s.model];
-            if (kind) value = value > 0 ? group->positive[s.model] : group->negative[s.model];
-            out[i] = value;
-        }
-    }
-}
-
-/* The re-predicted rows of the first successful frames (at most FA_AU_MAX_INIT_FRAMES). */
-static fa_status repredict(fa_au_state_t *state, fa_error_t *error) {
-    const fa_au_models_t *models = state->models;
-    size_t width = (size_t)(models->count[0] + models->count[1]);
-    free(state->overrides);
-    state->overrides = NULL;
-    if (!state->dynamic_count || !state->init_frames) return FA_OK;
-    double *overrides = malloc(sizeof(double) * width * state->init_frames);
-    if (!overrides) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory (AU re-prediction)");
-    double sums[FA_AU_GROUPS][FA_MAX_AUS];
-    median_sums(state, sums);
-    fa_status status = history_rewind(state, error);
-    size_t stored = 0;
-    while (status == FA_OK && stored < state->init_frames && state->read_position < state->frames) {
-        int success;
-        double *out = overrides + stored * width;
-        status = history_next(state, &success, out, out + models->count[0], error);
-        if (status != FA_OK || !success) continue;
-        repredict_frame(state, state->init_sums + stored * (size_t)state->dynamic_count, sums, out,
-                        out + models->count[0]);
-        stored++;
-    }
-    if (status != FA_OK) {
-        free(overrides);
-        return status;
-    }
-    state->overrides = overrides;
+    if (*success && state->successes_read++ < state->init_frames && state->repredicting)
+        repredict_frame(
+            state, state->init_sums + (state->successes_read - 1) * (size_t)state->dynamic_count,
+            intensity, presence);
     return FA_OK;
 }
 
@@ -165,12 +135,14 @@ static fa_status compute_offsets(fa_au_state_t *state, fa_error_t *error) {
     fa_status status = FA_OK;
     for (int i = 0; status == FA_OK && i < models->count[0]; i++) {
         fa_au_source_t s = models->sources[0][i];
-        double cutoff = s.group == FA_AU_GROUP_SVR_DYNAMIC ? models->groups[s.group].cutoffs[s.model] : -1;
+        double cutoff =
+            s.group == FA_AU_GROUP_SVR_DYNAMIC ? models->groups[s.group].cutoffs[s.model] : -1;
         state->offsets[i] = 0;
         if (cutoff == -1) continue;
         if (!column) {
             column = malloc(sizeof(double) * ((size_t)state->successes + 1));
-            if (!column) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory (AU offsets)");
+            if (!column)
+                return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory (AU offsets)");
         }
         status = history_rewind(state, error);
         size_t good = 0;
@@ -212,8 +184,9 @@ fa_status fa_au_state_postprocess(fa_au_state_t *state, size_t *frame_count, fa_
     if (!state || !frame_count)
         return fa_error_set(error, FA_ERROR_ARGUMENT, "AU post-processing: missing argument");
     state->finished = 0;
-    fa_status status = repredict(state, error);
-    if (status == FA_OK) status = compute_offsets(state, error);
+    median_sums(state, state->median_sums);
+    state->repredicting = state->dynamic_count > 0;
+    fa_status status = compute_offsets(state, error);
     if (status == FA_OK) status = history_rewind(state, error);
     if (status != FA_OK) return status;
     state->next_row = 0;
@@ -238,7 +211,8 @@ fa_status fa_au_state_next_row(fa_au_state_t *state, double *intensity, double *
         intensity[i] = frames < 3 || f == 0 || f + 1 == frames
                            ? state->window[f % 7][0][i]
                            : (state->window[(f - 1) % 7][0][i] + state->window[f % 7][0][i] +
-                              state->window[(f + 1) % 7][0][i]) / 3;
+                              state->window[(f + 1) % 7][0][i]) /
+                                 3;
     /* 7-frame majority vote; the first and last three frames keep their values. */
     for (int i = 0; i < models->count[1]; i++) {
         if (frames <= 3 || f < 3 || f + 3 >= frames) {
