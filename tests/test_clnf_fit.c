@@ -38,13 +38,16 @@ static void check_kde(const fa_clnf_model_t *model, int window, float sigma) {
     CHECK(model->kde_sigma[window] == sigma, "window %d sigma %.9g, expected %.9g", window,
           model->kde_sigma[window], sigma);
     int grid = 10 * window;
-    CHECK(fa_clnf_kde_row(model, window, grid - 1, grid - 1) != NULL, "last row of %d", window);
-    CHECK(fa_clnf_kde_row(model, window, grid, 0) == NULL, "row past the grid of %d", window);
+    float scratch[FA_CLNF_MAX_WINDOW * FA_CLNF_MAX_WINDOW];
+    CHECK(fa_clnf_kde_row(model, window, grid - 1, grid - 1, scratch) != NULL, "last row of %d",
+          window);
+    CHECK(fa_clnf_kde_row(model, window, grid, 0, scratch) == NULL, "row past the grid of %d",
+          window);
     float a = (float)(-0.5 / (sigma * sigma));
     int exact = 0, close = 0, total = 0;
     for (int gx = 0; gx < grid; gx += 7)
         for (int gy = 0; gy < grid; gy += 5) {
-            const float *row = fa_clnf_kde_row(model, window, gx, gy);
+            const float *row = fa_clnf_kde_row(model, window, gx, gy, scratch);
             for (int ii = 0; ii < window; ii++)
                 for (int jj = 0; jj < window; jj++) {
                     /* OpenFace's expression, evaluated directly. */
@@ -72,10 +75,12 @@ static void test_kde(const fa_pdm_t *pdm) {
     fa_clnf_model_t model;
     fa_error_t error = {0};
     CHECK_OK(fa_clnf_model_init(&model, pdm, &settings, &error));
-    check_kde(&model, 11, 1.5f);
+    check_kde(&model, 11, 1.5f); /* computed row by row: only detection uses window 11 */
     check_kde(&model, 9, (float)(1.5 + 0.25 * log(0.35 / 0.25) / log(2)));
     check_kde(&model, 7, 1.75f);
-    CHECK(model.kde[5] == NULL, "the unused 4th window gets no table");
+    CHECK(model.kde[11] == NULL && model.kde[9] && model.kde[7],
+          "tables for the tracking windows only");
+    CHECK(model.kde[5] == NULL && model.kde_sigma[5] == 0, "the unused 4th window gets no table");
     /* OpenFace fills rows while x < W / 0.1f (float) but indexes them with (int)(W/0.1 + 0.5):
      * the two agree (10 W) for every window up to 11. */
     for (int window = 1; window <= FA_CLNF_MAX_WINDOW; window++) {

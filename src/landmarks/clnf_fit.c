@@ -86,21 +86,14 @@ static int grid_size(int window) {
 
 /* NonVectorisedMeanShift_precalc_kde's table: row (x, y) holds, for every response cell
  * (ii, jj), exp(a ((y/10 - ii)^2 + (x/10 - jj)^2)) with float squares and a double exp. */
-static void kde_fill(float *table, int window, float sigma) {
+static void kde_fill_row(float *out, int window, float sigma, int x, int y) {
     float a = (float)(-0.5 / (sigma * sigma));
-    int grid = grid_size(window);
-    float *out = table;
-    for (int x = 0; x < grid; x++) {
-        float dx = x * step_size;
-        for (int y = 0; y < grid; y++) {
-            float dy = y * step_size;
-            for (int ii = 0; ii < window; ii++) {
-                float vx = (dy - ii) * (dy - ii);
-                for (int jj = 0; jj < window; jj++) {
-                    float vy = (dx - jj) * (dx - jj);
-                    *out++ = (float)exp(a * (vx + vy));
-                }
-            }
+    float dx = x * step_size, dy = y * step_size;
+    for (int ii = 0; ii < window; ii++) {
+        float vx = (dy - ii) * (dy - ii);
+        for (int jj = 0; jj < window; jj++) {
+            float vy = (dx - jj) * (dx - jj);
+            *out++ = (float)exp(a * (vx + vy));
         }
     }
 }
@@ -110,13 +103,21 @@ size_t fa_clnf_kde_size(int window) {
     return grid * grid * (size_t)window * (size_t)window;
 }
 
-static fa_status kde_add(fa_clnf_model_t *model, int window, float sigma, fa_error_t *error) {
-    if (window == 0 || model->kde[window]) return FA_OK; /* the first sigma wins, as the cache */
-    size_t count = fa_clnf_kde_size(window);
-    model->kde[window] = malloc(count * sizeof *model->kde[window]);
+/* A window's KDE sigma, and its table when tracking uses the window: windows only detection
+ * uses (the largest) get their rows computed when needed, which keeps several MB of table out
+ * of memory for a few frames' work. */
+static fa_status kde_add(fa_clnf_model_t *model, int window, float sigma, int table,
+                         fa_error_t *error) {
+    if (window == 0) return FA_OK;
+    if (!(model->kde_sigma[window] > 0)) model->kde_sigma[window] = sigma; /* the first wins */
+    if (!table || model->kde[window]) return FA_OK;
+    int grid = grid_size(window);
+    model->kde[window] = malloc(fa_clnf_kde_size(window) * sizeof *model->kde[window]);
     if (!model->kde[window]) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
-    model->kde_sigma[window] = sigma;
-    kde_fill(model->kde[window], window, sigma);
+    for (int x = 0; x < grid; x++)
+        for (int y = 0; y < grid; y++)
+            kde_fill_row(model->kde[window] + ((size_t)x * grid + y) * window * window, window,
+                         model->kde_sigma[window], x, y);
     return FA_OK;
 }
 
@@ -152,8 +153,13 @@ fa_status fa_clnf_model_init(fa_clnf_model_t *model, const fa_pdm_t *pdm,
         model->clamp[j] = (float)(3.0f * sqrt(pdm->eigenvalues[j]));
     for (int pass = 0; pass < 2 && status == FA_OK; pass++) {
         const int *windows = pass == 0 ? settings->windows_init : settings->windows_track;
-        for (int s = 0; s < settings->scale_count && status == FA_OK; s++)
-            status = kde_add(model, windows[s], parameters_at_scale(settings, s).sigma, error);
+        for (int s = 0; s < settings->scale_count && status == FA_OK; s++) {
+            int tracked = 0;
+            for (int t = 0; t < settings->scale_count; t++)
+                tracked |= settings->windows_track[t] == windows[s];
+            status =
+                kde_add(model, windows[s], parameters_at_scale(settings, s).sigma, tracked, error);
+        }
     }
     if (status != FA_OK) fa_clnf_model_release(model);
     return status;
@@ -166,11 +172,14 @@ void fa_clnf_model_release(fa_clnf_model_t *model) {
     memset(model, 0, sizeof *model);
 }
 
-const float *fa_clnf_kde_row(const fa_clnf_model_t *model, int window, int gx, int gy) {
-    if (window < 1 || window > FA_CLNF_MAX_WINDOW || !model->kde[window]) return NULL;
+const float *fa_clnf_kde_row(const fa_clnf_model_t *model, int window, int gx, int gy,
+                             float *scratch) {
+    if (window < 1 || window > FA_CLNF_MAX_WINDOW || !(model->kde_sigma[window] > 0)) return NULL;
     int grid = grid_size(window);
     if (gx < 0 || gy < 0 || gx >= grid || gy >= grid) return NULL;
-    return model->kde[window] + ((size_t)gx * grid + gy) * window * window;
+    if (model->kde[window]) return model->kde[window] + ((size_t)gx * grid + gy) * window * window;
+    kde_fill_row(scratch, window, model->kde_sigma[window], gx, gy);
+    return scratch;
 }
 
 void fa_clnf_state_reset(fa_clnf_state_t *state) {
@@ -195,12 +204,13 @@ static void mean_shift_4(const fa_clnf_model_t *model, int window, const float *
                          const float dxs[4], const float dys[4], float shifts_x[4],
                          float shifts_y[4]) {
     float last = window - step_size, dx[4], dy[4];
+    float scratch[4][FA_CLNF_MAX_WINDOW * FA_CLNF_MAX_WINDOW];
     const float *kde[4];
     for (int l = 0; l < 4; l++) {
         dx[l] = dxs[l] < 0 ? 0 : dxs[l] > last ? last : dxs[l];
         dy[l] = dys[l] < 0 ? 0 : dys[l] > last ? last : dys[l];
         int column = (int)(dy[l] / step_size + 0.5), row = (int)(dx[l] / step_size + 0.5);
-        kde[l] = fa_clnf_kde_row(model, window, row, column);
+        kde[l] = fa_clnf_kde_row(model, window, row, column, scratch[l]);
     }
     float mx0 = 0, my0 = 0, sum0 = 0, mx1 = 0, my1 = 0, sum1 = 0;
     float mx2 = 0, my2 = 0, sum2 = 0, mx3 = 0, my3 = 0, sum3 = 0;
@@ -384,7 +394,7 @@ fa_status fa_clnf_fit(const fa_clnf_model_t *model, const int windows[FA_CLNF_MA
     for (int scale = 0; scale < scales; scale++) {
         int window = windows[scale];
         if (window == 0) continue;
-        if (window < 0 || window > FA_CLNF_MAX_WINDOW || !model->kde[window])
+        if (window < 0 || window > FA_CLNF_MAX_WINDOW || !(model->kde_sigma[window] > 0))
             return fa_error_set(error, FA_ERROR_ARGUMENT, "CLNF: no KDE table for window %d",
                                 window);
         fa_clnf_responses_t responses = {.maps = workspace->maps};

@@ -51,8 +51,8 @@ typedef struct fa_clnf_model {
     const fa_pdm_t *pdm;
     fa_clnf_settings_t settings;
     float clamp[FA_CLNF_MAX_MODES];
-    float *kde[FA_CLNF_MAX_WINDOW + 1]; /* (10W)^2 rows of W^2 values; NULL if unused */
-    float kde_sigma[FA_CLNF_MAX_WINDOW + 1];
+    float *kde[FA_CLNF_MAX_WINDOW + 1];      /* (10W)^2 rows of W^2 values; NULL if not tracked */
+    float kde_sigma[FA_CLNF_MAX_WINDOW + 1]; /* 0 if the window is unused */
 } fa_clnf_model_t;
 
 fa_status fa_clnf_model_init(fa_clnf_model_t *model, const fa_pdm_t *pdm,
@@ -60,8 +60,10 @@ fa_status fa_clnf_model_init(fa_clnf_model_t *model, const fa_pdm_t *pdm,
 void fa_clnf_model_release(fa_clnf_model_t *model);
 
 /* The KDE table row for grid position (gx, gy) = (dx, dy) / 0.1 of a window (W^2 values,
- * row-major over the response map), or NULL. */
-const float *fa_clnf_kde_row(const fa_clnf_model_t *model, int window, int gx, int gy);
+ * row-major over the response map): in the table, or for a window without one computed into
+ * scratch (W^2 floats); NULL for an unused window or a position off the grid. */
+const float *fa_clnf_kde_row(const fa_clnf_model_t *model, int window, int gx, int gy,
+                             float *scratch);
 /* Floats in the KDE table of a window (1 to FA_CLNF_MAX_WINDOW). */
 size_t fa_clnf_kde_size(int window);
 

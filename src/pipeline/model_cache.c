@@ -472,7 +472,8 @@ static void visit_fit_model(cache_io_t *io, fa_clnf_model_t *model) {
     /* Every window the fit can use has its table. */
     for (int s = 0; io_ok(io) && s < settings->scale_count; s++) {
         int init = settings->windows_init[s], track = settings->windows_track[s];
-        io_require(io, (!init || model->kde[init]) && (!track || model->kde[track]), "KDE table");
+        io_require(io, (!init || model->kde_sigma[init] > 0) && (!track || model->kde[track]),
+                   "KDE table");
     }
 }
 
