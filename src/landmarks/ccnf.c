@@ -6,6 +6,7 @@
 
 #include "core/file.h"
 #include "landmarks/ccnf_kernels.h"
+#include "landmarks/openblas_sposv.h"
 #include "model/reader.h"
 
 /* Bounds that no shipped file comes near; they keep damaged files from asking for huge memory. */
@@ -265,8 +266,9 @@ fa_status fa_ccnf_load(const char *const *paths, int count, fa_ccnf_t *ccnf, fa_
  * Sigma */
 
 /* In-place Cholesky solve A X = B (A m x m symmetric positive definite, B m x n), the algorithm
- * and roundings of OpenCV's CholImpl: double accumulators fed with float products, the factor and
- * the solution stored as float, the factor's diagonal kept as its reciprocal. */
+ * and roundings of OpenCV's CholImpl (below FA_CCNF_LAPACK_ROWS rows): double accumulators fed with
+ * float products, the factor and the solution stored as float, the factor's diagonal kept as its
+ * reciprocal. */
 static int cholesky_solve(float *a, int m, float *b, int n) {
     for (int i = 0; i < m; i++) {
         for (int j = 0; j < i; j++) {
@@ -300,31 +302,64 @@ static int cholesky_solve(float *a, int m, float *b, int n) {
     return 1;
 }
 
-int fa_ccnf_compute_sigma(const fa_ccnf_expert_t *expert, const float *components, int count,
-                          int window, float *out) {
+void fa_ccnf_sigma_inverse(const fa_ccnf_expert_t *expert, const float *components, int count,
+                           int window, float *out) {
     int n = window * window;
-    float *inverse = calloc((size_t)n * (size_t)n, sizeof(float));
-    if (!inverse) return 0;
+    memset(out, 0, (size_t)n * (size_t)n * sizeof(float));
     /* q2 = sum_b beta_b S_b, each step one fused multiply-add (OpenCV's scaleAdd on FMA CPUs);
        SigmaInv = 2 (alpha_sum I + q2). */
     for (int c = 0; c < count && c < expert->beta_count; c++) {
         float beta = (float)expert->betas[c];
         const float *component = components + (size_t)c * (size_t)n * (size_t)n;
         for (size_t i = 0; i < (size_t)n * (size_t)n; i++)
-            inverse[i] = fmaf(component[i], beta, inverse[i]);
+            out[i] = fmaf(component[i], beta, out[i]);
     }
     for (int i = 0; i < n; i++)
         for (int j = 0; j < n; j++) {
             float q1 = i == j ? expert->alpha_sum : 0.0f;
-            inverse[i * n + j] = 2.0f * (q1 + inverse[i * n + j]);
+            out[i * n + j] = 2.0f * (q1 + out[i * n + j]);
         }
+}
+
+int fa_ccnf_compute_sigma(const fa_ccnf_expert_t *expert, const float *components, int count,
+                          int window, float *out) {
+    int n = window * window;
+    float *inverse = malloc((size_t)n * (size_t)n * sizeof(float));
+    if (!inverse) return 0;
+    fa_ccnf_sigma_inverse(expert, components, count, window, inverse);
     for (size_t i = 0; i < (size_t)n * (size_t)n; i++)
         out[i] = 0;
     for (int i = 0; i < n; i++)
         out[i * n + i] = 1;
-    int ok = cholesky_solve(inverse, n, out, n);
+    int ok;
+    if (n < FA_CCNF_LAPACK_ROWS) {
+        ok = cholesky_solve(inverse, n, out, n);
+    } else {
+        /* OpenCV's LAPACK path: sposv sees the row-major matrices as column-major (SigmaInv is
+           symmetric, the identity too) and OpenCV transposes the solution back. */
+        ok = fa_openblas_sposv_lower(n, inverse, n, out, n, n, FA_SPOSV_AUTO) == 0;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < i; j++) {
+                float t = out[i * n + j];
+                out[i * n + j] = out[j * n + i];
+                out[j * n + i] = t;
+            }
+    }
     free(inverse);
     return ok;
+}
+
+const float *fa_ccnf_sigma_components(const fa_ccnf_t *ccnf, int window, int *count) {
+    /* The components of the last file read, for W² (OpenFace keeps one list per CLNF). */
+    const fa_ccnf_scale_t *last = &ccnf->scales[ccnf->scale_count - 1];
+    const float *components = NULL;
+    *count = 0;
+    for (int i = 0; i < last->component_set_count; i++)
+        if (last->components[i].count > 0 && last->components[i].window == window) {
+            components = last->components[i].matrices;
+            *count = last->components[i].count;
+        }
+    return components;
 }
 
 int fa_ccnf_window_index(const fa_ccnf_t *ccnf, int scale, int window) {
@@ -344,15 +379,8 @@ fa_status fa_ccnf_prepare_window(fa_ccnf_t *ccnf, int scale, int window, fa_erro
     if (s->window_count >= FA_CCNF_MAX_PREPARED)
         return fa_error_set(error, FA_ERROR_ARGUMENT, "more than %d CCNF windows at scale %d",
                             FA_CCNF_MAX_PREPARED, scale);
-    /* The components of the last file read, for W² (OpenFace keeps one list per CLNF). */
-    const fa_ccnf_scale_t *last = &ccnf->scales[ccnf->scale_count - 1];
-    const float *components = NULL;
     int count = 0;
-    for (int i = 0; i < last->component_set_count; i++)
-        if (last->components[i].count > 0 && last->components[i].window == window) {
-            components = last->components[i].matrices;
-            count = last->components[i].count;
-        }
+    const float *components = fa_ccnf_sigma_components(ccnf, window, &count);
     int n = window * window, stride = (n + 7) & ~7, index = s->window_count;
     float *sigma = malloc((size_t)n * (size_t)n * sizeof(float));
     if (!sigma) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");

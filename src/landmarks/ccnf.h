@@ -88,11 +88,23 @@ int fa_ccnf_window_index(const fa_ccnf_t *ccnf, int scale, int window);
  * (float distances, lower index wins ties). */
 int fa_ccnf_view_index(const fa_ccnf_t *ccnf, int scale, const float rotation[3]);
 
-/* Sigma = (2 (alpha_sum I + sum_b beta_b S_b))^-1 computed as OpenFace does (float, OpenCV's
- * Cholesky); out is W² x W² row-major. Exposed for tests; returns 0 if not positive definite.
- * components may be NULL when count is 0. */
+/* OpenCV 4.6 solves Cholesky systems of this many rows or more with LAPACK (OpenBLAS's sposv),
+ * smaller ones with its own code. */
+enum { FA_CCNF_LAPACK_ROWS = 100 };
+
+/* SigmaInv = 2 (alpha_sum I + sum_b beta_b S_b) in float as OpenFace's ComputeSigmas builds it;
+ * out is W² x W² row-major. components may be NULL when count is 0. */
+void fa_ccnf_sigma_inverse(const fa_ccnf_expert_t *expert, const float *components, int count,
+                           int window, float *out);
+/* Sigma = SigmaInv^-1 computed as OpenFace does (cv::invert, DECOMP_CHOLESKY): OpenCV's own
+ * Cholesky below FA_CCNF_LAPACK_ROWS rows (W <= 9), else OpenBLAS 0.3.21's sposv with its SkylakeX
+ * kernels (the reference machine's). out is W² x W² row-major. Exposed for tests; returns 0 if
+ * SigmaInv is not positive definite. */
 int fa_ccnf_compute_sigma(const fa_ccnf_expert_t *expert, const float *components, int count,
                           int window, float *out);
+/* The sigma components (S_b) for window, from the last scale's file as OpenFace keeps them; NULL
+ * and *count 0 when there are none. */
+const float *fa_ccnf_sigma_components(const fa_ccnf_t *ccnf, int window, int *count);
 
 /* ---------------------------------------------------------------------------------------------
  * Responses */
