@@ -9,32 +9,11 @@
 #include "au/au.h"
 #include "testing.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-
 enum { FRAMES = 40000, CHECKPOINT = 10000 };
-
-#ifndef UNDER_ASAN
-static long resident_kb(void)
-{
-    FILE *file = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (file) {
-        if (fscanf(file, "%ld %ld", &pages, &resident) != 2) resident = 0;
-        fclose(file);
-    }
-    return resident * 4;
-}
-#endif
 
 int main(void)
 {
-#ifdef UNDER_ASAN
+#ifdef TEST_UNDER_ASAN
     printf("skipped under AddressSanitizer: resident memory is not meaningful there\n");
     return test_finish("test_au_memory");
 #else
@@ -56,14 +35,14 @@ int main(void)
         for (int k = 0; k < FA_GEOMETRY_SIZE; k += 7) geometry[k] = (double)((f + k) % 50) - 25;
         failed = fa_au_state_add_frame(state, hog, geometry, f % 13 != 0, intensity, presence,
                                        &error) != FA_OK;
-        if (f + 1 == CHECKPOINT) at_checkpoint = resident_kb();
+        if (f + 1 == CHECKPOINT) at_checkpoint = test_resident_kb();
     }
     CHECK(!failed, "adding frames: %s", error.message);
     size_t frames = 0, rows = 0;
     CHECK_OK(fa_au_state_postprocess(state, &frames, &error));
     while (fa_au_state_next_row(state, intensity, presence, &error) == FA_OK) rows++;
     CHECK(frames == FRAMES && rows == FRAMES, "%zu frames, %zu rows read", frames, rows);
-    long at_end = resident_kb();
+    long at_end = test_resident_kb();
     printf("resident: %.1f MB after %d frames, %.1f MB after %d frames and post-processing\n",
            at_checkpoint / 1024.0, CHECKPOINT, at_end / 1024.0, FRAMES);
     CHECK(at_end - at_checkpoint < 1536, "resident memory grew by %ld KB over %d frames",

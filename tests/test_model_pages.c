@@ -18,14 +18,7 @@
 #include "pipeline/model_cache.h"
 #include "testing.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define UNDER_ASAN 1
-#endif
-#endif
-#ifdef UNDER_ASAN
+#ifdef TEST_UNDER_ASAN
 enum { MEASURE_GROWTH = 0 }; /* the quarantine and shadow memory make it meaningless */
 #else
 enum { MEASURE_GROWTH = 1 };
@@ -50,17 +43,7 @@ typedef struct loaded {
     fa_model_cache_t *cache;
 } loaded_t;
 
-/* Resident KB of this process: now (statm) and its high-water mark (getrusage). */
-static long resident_now_kb(void) {
-    FILE *file = fopen("/proc/self/statm", "r");
-    long pages = 0, resident = 0;
-    if (file) {
-        if (fscanf(file, "%ld %ld", &pages, &resident) != 2) resident = 0;
-        fclose(file);
-    }
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
+/* This process's resident high-water mark in KB. */
 static long resident_peak_kb(void) {
     struct rusage usage;
     return getrusage(RUSAGE_SELF, &usage) == 0 ? usage.ru_maxrss : 0;
@@ -109,7 +92,7 @@ static void track(const fa_face_models_t *models, const char *cache_path,
                          &error) == FA_OK,
           "%s", error.message);
     CHECK(fa_face_tracker_create(models, NULL, &tracker, &error) == FA_OK, "%s", error.message);
-    long before = resident_now_kb(), tracking_worst = 0;
+    long before = test_resident_kb(), tracking_worst = 0;
     int frames = 0, redetected_at = 0;
     for (int i = 0; source && tracker && i < FRAMES; i++) {
         const fa_image_t *frame = next_frame(source, i, &copy);

@@ -95,6 +95,15 @@ static int right_hand_sides(int n, int trial) {
     return trial % 2 ? 7 + 4 * trial : n;
 }
 
+/* A random system and its right-hand sides, in two copies (each solve overwrites its own). */
+static void random_system_twice(int n, int trial, float **a, float **a2, float **b, float **b2) {
+    size_t bytes = (size_t)n * (size_t)n * sizeof(float);
+    *a = malloc(bytes), *a2 = malloc(bytes), *b = malloc(bytes), *b2 = malloc(bytes);
+    random_system(n, trial, *a, *b);
+    memcpy(*a2, *a, bytes);
+    memcpy(*b2, *b, bytes);
+}
+
 /* The AVX2 kernel against the plain C one. */
 static void test_kernels_agree(void) {
     if (!fa_sposv_avx2_supported()) {
@@ -104,12 +113,8 @@ static void test_kernels_agree(void) {
     for (int s = 0; s < SIZES; s++)
         for (int trial = 0; trial < TRIALS; trial++) {
             int n = sizes[s], nrhs = right_hand_sides(n, trial);
-            size_t nn = (size_t)n * (size_t)n;
-            float *a = malloc(nn * sizeof(float)), *a2 = malloc(nn * sizeof(float)),
-                  *b = malloc(nn * sizeof(float)), *b2 = malloc(nn * sizeof(float));
-            random_system(n, trial, a, b);
-            memcpy(a2, a, nn * sizeof(float));
-            memcpy(b2, b, nn * sizeof(float));
+            float *a, *a2, *b, *b2;
+            random_system_twice(n, trial, &a, &a2, &b, &b2);
             int info = fa_openblas_sposv_lower(n, a, n, b, n, nrhs, FA_SPOSV_REFERENCE);
             int info2 = fa_openblas_sposv_lower(n, a2, n, b2, n, nrhs, FA_SPOSV_AVX2);
             long d = differing(b, b2, (size_t)n * nrhs);
@@ -128,12 +133,8 @@ static void test_random(void) {
             for (int kernel = FA_SPOSV_REFERENCE; kernel <= FA_SPOSV_AVX2; kernel++) {
                 if (kernel == FA_SPOSV_AVX2 && !fa_sposv_avx2_supported()) continue;
                 int n = sizes[s], nrhs = right_hand_sides(n, trial);
-                size_t nn = (size_t)n * (size_t)n;
-                float *a = malloc(nn * sizeof(float)), *a2 = malloc(nn * sizeof(float)),
-                      *b = malloc(nn * sizeof(float)), *b2 = malloc(nn * sizeof(float));
-                random_system(n, trial, a, b);
-                memcpy(a2, a, nn * sizeof(float));
-                memcpy(b2, b, nn * sizeof(float));
+                float *a, *a2, *b, *b2;
+                random_system_twice(n, trial, &a, &a2, &b, &b2);
                 int info = -1;
                 library_sposv("L", &n, &nrhs, a, &n, b, &n, &info, 1);
                 int ours = fa_openblas_sposv_lower(n, a2, n, b2, n, nrhs, (fa_sposv_kernel)kernel);

@@ -313,3 +313,14 @@ int test_run_cli(const char *folder, const char *prefix, const char *arguments, 
     return test_run_shell(folder, command, output, size);
 }
 #endif
+
+long test_resident_kb(void)
+{
+    FILE *file = fopen("/proc/self/statm", "r");
+    long pages = 0, resident = 0;
+    if (file) {
+        if (fscanf(file, "%ld %ld", &pages, &resident) != 2) resident = 0;
+        fclose(file);
+    }
+    return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}

@@ -30,6 +30,19 @@ extern int test_checks_failed, test_checks_passed;
         CHECK(check_status_ == FA_OK, "status %d", (int)check_status_);                        \
     } while (0)
 
+/* TEST_UNDER_ASAN is defined under AddressSanitizer, whose shadow memory and quarantine make
+ * resident-memory figures meaningless. */
+#if defined(__SANITIZE_ADDRESS__)
+#define TEST_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define TEST_UNDER_ASAN 1
+#endif
+#endif
+
+/* This process's resident memory now, in KB (/proc/self/statm; 0 if unreadable). */
+long test_resident_kb(void);
+
 /* A new folder /tmp/faceau_<name>_XXXXXX in path (CHECKed); test_remove_folder deletes it. */
 void test_temporary_folder(char *path, size_t size, const char *name);
 void test_remove_folder(const char *path);
