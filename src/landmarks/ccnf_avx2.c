@@ -18,36 +18,51 @@ int fa_ccnf_avx2_supported(void) {
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
-/* Normalised inputs of 8 positions, one vector per input index t (column-major within the 11x11
- * window). The lanes run along a row from (x0, y0) (down_column = 0: padded holds the area
- * row-major) or down a column (down_column = 1: padded holds it transposed); either way every
- * lane sums its own window in the same order. */
+/* Eight positions whose responses are computed together: along a row from (x0, y0) (padded
+ * holds the area row-major) or down a column (from the transposed copy). Pixel (xx, yy) of lane
+ * 0's window is at base + yy * y_step + xx * x_step; lane l's is l floats further. */
+typedef struct lane_group {
+    const float *base;
+    int y_step, x_step;
+    int down_column, x0, y0, lanes;
+} lane_group_t;
+
+/* The normalised inputs of two groups, one vector per input index t (column-major within the
+ * 11x11 window). Every lane sums its own window in the reference's order; the two groups'
+ * sums are interleaved so that neither waits on the other's addition latency. a and b may be
+ * the same group. */
 TARGET static inline __attribute__((always_inline)) void
-normalise_lanes(const float *padded, int down_column, int x0, int y0, __m256 *input) {
-#define AT(yy, xx)                                                                                 \
-    (down_column ? padded + (x0 + (xx)) * PAD_STRIDE + y0 + (yy)                                   \
-                 : padded + (y0 + (yy)) * PAD_STRIDE + x0 + (xx))
-    __m256 sum = _mm256_setzero_ps();
+normalise_pair(const lane_group_t *a, const lane_group_t *b, __m256 *input_a, __m256 *input_b) {
+#define AT(g, yy, xx) _mm256_loadu_ps((g)->base + (yy) * (g)->y_step + (xx) * (g)->x_step)
+    __m256 sum_a = _mm256_setzero_ps(), sum_b = _mm256_setzero_ps();
     for (int yy = 0; yy < S; yy++)
-        for (int xx = 0; xx < S; xx++)
-            sum = _mm256_add_ps(sum, _mm256_loadu_ps(AT(yy, xx)));
-    __m256 mean = _mm256_div_ps(sum, _mm256_set1_ps((float)PIXELS));
-    __m256 sum_sq = _mm256_setzero_ps();
+        for (int xx = 0; xx < S; xx++) {
+            sum_a = _mm256_add_ps(sum_a, AT(a, yy, xx));
+            sum_b = _mm256_add_ps(sum_b, AT(b, yy, xx));
+        }
+    __m256 mean_a = _mm256_div_ps(sum_a, _mm256_set1_ps((float)PIXELS));
+    __m256 mean_b = _mm256_div_ps(sum_b, _mm256_set1_ps((float)PIXELS));
+    __m256 sum_sq_a = _mm256_setzero_ps(), sum_sq_b = _mm256_setzero_ps();
     for (int xx = 0; xx < S; xx++)
         for (int yy = 0; yy < S; yy++) {
-            __m256 value = _mm256_loadu_ps(AT(yy, xx));
-            __m256 centred = _mm256_sub_ps(value, mean);
-            input[xx * S + yy] = centred;
-            sum_sq = _mm256_add_ps(sum_sq, _mm256_mul_ps(centred, centred));
+            __m256 centred_a = _mm256_sub_ps(AT(a, yy, xx), mean_a);
+            __m256 centred_b = _mm256_sub_ps(AT(b, yy, xx), mean_b);
+            input_a[xx * S + yy] = centred_a;
+            input_b[xx * S + yy] = centred_b;
+            sum_sq_a = _mm256_add_ps(sum_sq_a, _mm256_mul_ps(centred_a, centred_a));
+            sum_sq_b = _mm256_add_ps(sum_sq_b, _mm256_mul_ps(centred_b, centred_b));
         }
 #undef AT
-    __m256 one = _mm256_set1_ps(1.0f);
-    __m256 norm = _mm256_sqrt_ps(sum_sq);
-    norm = _mm256_blendv_ps(norm, one, _mm256_cmp_ps(norm, _mm256_setzero_ps(), _CMP_EQ_OQ));
+    __m256 one = _mm256_set1_ps(1.0f), zero = _mm256_setzero_ps();
+    __m256 norm_a = _mm256_sqrt_ps(sum_sq_a), norm_b = _mm256_sqrt_ps(sum_sq_b);
+    norm_a = _mm256_blendv_ps(norm_a, one, _mm256_cmp_ps(norm_a, zero, _CMP_EQ_OQ));
+    norm_b = _mm256_blendv_ps(norm_b, one, _mm256_cmp_ps(norm_b, zero, _CMP_EQ_OQ));
     /* (float)(1.0 / norm) in double equals the correctly rounded float quotient. */
-    __m256 scale = _mm256_div_ps(one, norm);
-    for (int t = 0; t < PIXELS; t++)
-        input[t] = _mm256_mul_ps(input[t], scale);
+    __m256 scale_a = _mm256_div_ps(one, norm_a), scale_b = _mm256_div_ps(one, norm_b);
+    for (int t = 0; t < PIXELS; t++) {
+        input_a[t] = _mm256_mul_ps(input_a[t], scale_a);
+        input_b[t] = _mm256_mul_ps(input_b[t], scale_b);
+    }
 }
 
 /* e^x for |x| < 600 within a few units in the last place (not glibc's bits): x = k ln2 + r,
@@ -155,14 +170,14 @@ activations(const float *weights, int paired, int single, const __m256 *input, _
         z[paired + k] = one[k];
 }
 
-/* The responses of `lanes` positions: along row y0 from x0, or down column x0 from y0. */
+/* The responses of a group's positions from its normalised inputs. */
 TARGET static inline __attribute__((always_inline)) void
-respond_lanes(const fa_ccnf_expert_t *expert, int window, const float *padded, int down_column,
-              int x0, int y0, int lanes, float *raw) {
+respond_group(const fa_ccnf_expert_t *expert, int window, const lane_group_t *group,
+              const __m256 *input, float *raw) {
     int count = expert->neuron_count, positions = window * window;
-    __m256 input[PIXELS], acc[FA_CCNF_MAX_NEURONS];
+    int x0 = group->x0, y0 = group->y0, down_column = group->down_column;
+    __m256 acc[FA_CCNF_MAX_NEURONS];
     _Alignas(32) float z[FA_CCNF_MAX_NEURONS][LANES];
-    normalise_lanes(padded, down_column, x0, y0, input);
     if (count == 7) {
         activations(expert->weights, 4, 3, input, acc);
     } else {
@@ -176,7 +191,7 @@ respond_lanes(const fa_ccnf_expert_t *expert, int window, const float *padded, i
     }
     for (int k = 0; k < count; k++)
         _mm256_store_ps(z[k], acc[k]);
-    for (int l = 0; l < lanes; l++) {
+    for (int l = 0; l < group->lanes; l++) {
         int position = down_column ? (y0 + l) * window + x0 : y0 * window + x0 + l;
         if (position == positions - 1 && (positions & 1)) {
             /* OpenBLAS's 1-row kernel: one accumulator for every neuron. */
@@ -193,35 +208,47 @@ respond_lanes(const fa_ccnf_expert_t *expert, int window, const float *padded, i
     }
     _Alignas(32) float response[LANES];
     fa_ccnf_sigmoid_sums_avx2(expert->alphas, count, z[0], LANES, response);
-    for (int l = 0; l < lanes; l++)
+    for (int l = 0; l < group->lanes; l++)
         raw[down_column ? (y0 + l) * window + x0 : y0 * window + x0 + l] = response[l];
 }
 
 /* Positions go eight to a vector: whole groups of eight along each row, then the columns left
  * over eight at a time downwards (from a transposed copy of the area), so that few lanes are
- * wasted (window 9: 11 vectors instead of 18). */
+ * wasted (window 9: 11 vectors instead of 18). Groups are normalised two at a time. */
 TARGET void fa_ccnf_raw_avx2(const fa_ccnf_expert_t *expert, int window, const float *area,
                              float *raw, fa_ccnf_workspace_t *workspace) {
-    int side = window + S - 1, full = window / LANES;
+    enum { MAX_GROUPS = FA_CCNF_MAX_WINDOW * (FA_CCNF_MAX_WINDOW / LANES + 2) };
+    int side = window + S - 1, full = window / LANES, count = 0;
     float *padded = workspace->padded, *transposed = workspace->padded_transposed;
+    lane_group_t groups[MAX_GROUPS];
     for (int row = 0; row < side; row++) {
         memcpy(padded + row * PAD_STRIDE, area + row * side, (size_t)side * sizeof(float));
         memset(padded + row * PAD_STRIDE + side, 0, (size_t)(PAD_STRIDE - side) * sizeof(float));
     }
     for (int y = 0; y < window; y++)
         for (int g = 0; g < full; g++)
-            respond_lanes(expert, window, padded, 0, g * LANES, y, LANES, raw);
-    if (full * LANES == window) return;
-    for (int column = 0; column < side; column++) {
-        for (int row = 0; row < side; row++)
-            transposed[column * PAD_STRIDE + row] = area[row * side + column];
-        memset(transposed + column * PAD_STRIDE + side, 0,
-               (size_t)(PAD_STRIDE - side) * sizeof(float));
+            groups[count++] = (lane_group_t){
+                padded + y * PAD_STRIDE + g * LANES, PAD_STRIDE, 1, 0, g * LANES, y, LANES};
+    if (full * LANES < window) {
+        for (int column = 0; column < side; column++) {
+            for (int row = 0; row < side; row++)
+                transposed[column * PAD_STRIDE + row] = area[row * side + column];
+            memset(transposed + column * PAD_STRIDE + side, 0,
+                   (size_t)(PAD_STRIDE - side) * sizeof(float));
+        }
+        for (int x = full * LANES; x < window; x++)
+            for (int y0 = 0; y0 < window; y0 += LANES)
+                groups[count++] = (lane_group_t){
+                    transposed + x * PAD_STRIDE + y0,         1, PAD_STRIDE, 1, x, y0,
+                    window - y0 < LANES ? window - y0 : LANES};
     }
-    for (int x = full * LANES; x < window; x++)
-        for (int y0 = 0; y0 < window; y0 += LANES)
-            respond_lanes(expert, window, transposed, 1, x, y0,
-                          window - y0 < LANES ? window - y0 : LANES, raw);
+    __m256 input_a[PIXELS], input_b[PIXELS];
+    for (int i = 0; i < count; i += 2) {
+        const lane_group_t *a = &groups[i], *b = i + 1 < count ? &groups[i + 1] : a;
+        normalise_pair(a, b, input_a, input_b);
+        respond_group(expert, window, a, input_a, raw);
+        if (b != a) respond_group(expert, window, b, input_b, raw);
+    }
 }
 
 /* Rows [i0, i0 + 8 * blocks) of Sigma * raw: per row a chain of FMAs in t order. */
