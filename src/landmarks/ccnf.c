@@ -450,12 +450,12 @@ int fa_ccnf_view_index(const fa_ccnf_t *ccnf, int scale, const float rotation[3]
 
 enum { AB_BITS = 10, INTER_BITS = 5, INTER_TAB_SIZE = 1 << INTER_BITS };
 
-static float pixel_or_zero(const float *image, int width, int height, ptrdiff_t stride, int x,
+static float pixel_or_zero(const uint8_t *image, int width, int height, ptrdiff_t stride, int x,
                            int y) {
     return x >= 0 && y >= 0 && x < width && y < height ? image[y * stride + x] : 0.0f;
 }
 
-void fa_ccnf_sample_area(const float *image, int width, int height, ptrdiff_t stride, float a,
+void fa_ccnf_sample_area(const uint8_t *image, int width, int height, ptrdiff_t stride, float a,
                          float b, float x, float y, int side, float *area) {
     /* The matrix as OpenFace builds it (float), widened to double as warpAffine does. */
     float half_a = a * ((float)side - 1.0f) / 2.0f, half_b = b * ((float)side - 1.0f) / 2.0f;
@@ -481,8 +481,9 @@ void fa_ccnf_sample_area(const float *image, int width, int height, ptrdiff_t st
             float w2 = fy * (1.0f - fx), w3 = fy * fx;
             float value;
             if (sx >= 0 && sy >= 0 && sx < width - 1 && sy < height - 1) {
-                const float *p = image + sy * stride + sx;
-                value = p[0] * w0 + p[1] * w1 + p[stride] * w2 + p[stride + 1] * w3;
+                const uint8_t *p = image + sy * stride + sx;
+                value = (float)p[0] * w0 + (float)p[1] * w1 + (float)p[stride] * w2 +
+                        (float)p[stride + 1] * w3;
             } else if (sx >= width || sx + 1 < 0 || sy >= height || sy + 1 < 0) {
                 value = 0.0f;
             } else {
@@ -523,7 +524,7 @@ void fa_ccnf_response(const fa_ccnf_expert_t *expert, int window, int sigma_inde
 typedef struct responses_job {
     const fa_ccnf_scale_t *scale;
     int view, window, sigma_index, side;
-    const float *image;
+    const uint8_t *image;
     int width, height;
     ptrdiff_t stride;
     const float *landmarks;
@@ -542,18 +543,30 @@ static void landmark_response(void *context, int i, int participant) {
     fa_ccnf_sample_area(job->image, job->width, job->height, job->stride, job->a, job->b,
                         job->landmarks[i], job->landmarks[n + i], job->side, workspace->area);
     fa_ccnf_response(expert, job->window, job->sigma_index, s->sigma_stride[job->sigma_index],
-                     workspace->area, job->responses + (size_t)i * (size_t)(job->window * job->window),
-                     workspace);
+                     workspace->area,
+                     job->responses + (size_t)i * (size_t)(job->window * job->window), workspace);
 }
 
-void fa_ccnf_responses(const fa_ccnf_t *ccnf, int scale, int window, int view, const float *image,
+void fa_ccnf_responses(const fa_ccnf_t *ccnf, int scale, int window, int view, const uint8_t *image,
                        int width, int height, ptrdiff_t stride, const float *landmarks, float a,
                        float b, float *responses, fa_ccnf_workspace_t *workspaces,
                        fa_pool_t *pool) {
     int index = fa_ccnf_window_index(ccnf, scale, window);
     if (index < 0) return; /* a programming error: the window was not prepared */
-    responses_job_t job = {&ccnf->scales[scale], view, window, index, window + FA_CCNF_SUPPORT - 1,
-                           image, width, height, stride, landmarks, a, b, responses, workspaces};
+    responses_job_t job = {.scale = &ccnf->scales[scale],
+                           .view = view,
+                           .window = window,
+                           .sigma_index = index,
+                           .side = window + FA_CCNF_SUPPORT - 1,
+                           .image = image,
+                           .width = width,
+                           .height = height,
+                           .stride = stride,
+                           .landmarks = landmarks,
+                           .a = a,
+                           .b = b,
+                           .responses = responses,
+                           .workspaces = workspaces};
     fa_pool_for(pool, ccnf->scales[scale].point_count, landmark_response, &job);
 }
 

@@ -10,6 +10,7 @@
 #define FACEAU_LANDMARKS_CCNF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/error.h"
 #include "core/pool.h"
@@ -132,8 +133,10 @@ fa_ccnf_kernel fa_ccnf_workspace_init(fa_ccnf_workspace_t *workspace, fa_ccnf_ke
 /* The (W+10) x (W+10) area of interest around image point (x, y) as OpenFace samples it:
  * cv::warpAffine(image, area, [a, -b, tx; b, a, ty], WARP_INVERSE_MAP | INTER_LINEAR, border 0)
  * with the translation putting the area's centre on (x, y); a = sim_ref_to_img(0,0),
- * b = -sim_ref_to_img(0,1). image is float, stride in floats. Bit-exact with OpenCV 4.6. */
-void fa_ccnf_sample_area(const float *image, int width, int height, ptrdiff_t stride, float a,
+ * b = -sim_ref_to_img(0,1). Bit-exact with OpenCV 4.6 on OpenFace's float copy of the gray
+ * frame, read here from the 8-bit gray frame itself (every byte is exact as a float); stride in
+ * bytes. */
+void fa_ccnf_sample_area(const uint8_t *image, int width, int height, ptrdiff_t stride, float a,
                          float b, float x, float y, int side, float *area);
 
 /* Response map (W x W, row-major, index row * W + column) of one expert over an area of interest
@@ -147,9 +150,8 @@ void fa_ccnf_response(const fa_ccnf_expert_t *expert, int window, int sigma_inde
  * Landmarks are shared out over pool (may be NULL); workspaces holds one workspace per
  * participant (fa_pool_participants). Each map is computed alone, so the result does not depend
  * on the pool. */
-void fa_ccnf_responses(const fa_ccnf_t *ccnf, int scale, int window, int view, const float *image,
+void fa_ccnf_responses(const fa_ccnf_t *ccnf, int scale, int window, int view, const uint8_t *image,
                        int width, int height, ptrdiff_t stride, const float *landmarks, float a,
-                       float b, float *responses, fa_ccnf_workspace_t *workspaces,
-                       fa_pool_t *pool);
+                       float b, float *responses, fa_ccnf_workspace_t *workspaces, fa_pool_t *pool);
 
 #endif

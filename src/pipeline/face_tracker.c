@@ -142,9 +142,8 @@ static fa_status respond(void *context, int scale, int window, const float param
     invert_2x2(responses->img_to_ref, responses->ref_to_img);
     const int view = fa_ccnf_view_index(ccnf, scale, params_global + 1);
     const fa_image_t *gray = &tracker->prepared->gray;
-    fa_ccnf_responses(ccnf, scale, window, view, tracker->prepared->gray_float, gray->width,
-                      gray->height,
-                      gray->width, shape, responses->ref_to_img[0], -responses->ref_to_img[1],
+    fa_ccnf_responses(ccnf, scale, window, view, gray->data, gray->width, gray->height,
+                      gray->stride, shape, responses->ref_to_img[0], -responses->ref_to_img[1],
                       responses->maps,
                       provider->shared ? tracker->ccnf_workspaces : provider->workspace,
                       provider->shared ? tracker->pool : NULL);
@@ -266,25 +265,13 @@ fa_status fa_tracker_frame_prepare(fa_tracker_frame_t *prepared, const fa_image_
         fa_status status = fa_image_allocate(&prepared->gray, frame->width, frame->height, 1, error);
         if (status != FA_OK) return status;
     }
-    size_t pixels = (size_t)frame->width * (size_t)frame->height;
-    if (pixels > prepared->capacity) {
-        free(prepared->gray_float);
-        prepared->gray_float = malloc(sizeof(float) * pixels);
-        prepared->capacity = prepared->gray_float ? pixels : 0;
-        if (!prepared->gray_float) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
-    }
     fa_image_bgr_to_gray(frame, &prepared->gray);
-    for (int y = 0; y < frame->height; y++)
-        for (int x = 0; x < frame->width; x++)
-            prepared->gray_float[(size_t)y * (size_t)frame->width + (size_t)x] =
-                prepared->gray.data[(ptrdiff_t)y * prepared->gray.stride + x];
     return FA_OK;
 }
 
 void fa_tracker_frame_release(fa_tracker_frame_t *prepared)
 {
     fa_image_release(&prepared->gray);
-    free(prepared->gray_float);
     memset(prepared, 0, sizeof *prepared);
 }
 

@@ -58,13 +58,11 @@ fa_status fa_face_tracker_create(const fa_face_models_t *models, fa_pool_t *pool
                                  fa_face_tracker_t **tracker, fa_error_t *error);
 void fa_face_tracker_destroy(fa_face_tracker_t *tracker);
 
-/* A frame as the tracker reads it: OpenCV's BGR2GRAY bytes (the validator) and their float copy
- * (the patch experts). Prepared on another thread, it takes that work off the tracking thread;
- * buffers grow with the frame size. */
+/* A frame as the tracker reads it: OpenCV's BGR2GRAY bytes (the validator, and the patch
+ * experts, which OpenFace gives a float copy of the same values). Prepared on another thread,
+ * it takes that work off the tracking thread; the buffer grows with the frame size. */
 typedef struct fa_tracker_frame {
     fa_image_t gray;
-    float *gray_float;
-    size_t capacity; /* floats */
 } fa_tracker_frame_t;
 
 fa_status fa_tracker_frame_prepare(fa_tracker_frame_t *prepared, const fa_image_t *frame,
