@@ -5,8 +5,10 @@
 #include <libavutil/channel_layout.h>
 #include <libavutil/display.h>
 #include <libavutil/opt.h>
+#include <jpeglib.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The open output file and its one encoded stream. */
@@ -184,4 +186,37 @@ int test_audio_write(const char *path, const char *encoder_name, double seconds)
     failed |= !frame;
     av_frame_free(&frame);
     return close_writer(&writer, path, failed);
+}
+
+int test_jpeg_write(const char *path, int width, int height, int input_space, int stored,
+                    int quality, void (*fill)(void *context, int y, unsigned char *row),
+                    void *context) {
+    FILE *file = fopen(path, "wb");
+    if (!file) {
+        fprintf(stderr, "%s: cannot create\n", path);
+        return 1;
+    }
+    struct jpeg_compress_struct info;
+    struct jpeg_error_mgr errors;
+    info.err = jpeg_std_error(&errors);
+    jpeg_create_compress(&info);
+    jpeg_stdio_dest(&info, file);
+    info.image_width = (JDIMENSION)width;
+    info.image_height = (JDIMENSION)height;
+    info.in_color_space = (J_COLOR_SPACE)input_space;
+    info.input_components = input_space == JCS_GRAYSCALE ? 1 : input_space == JCS_CMYK ? 4 : 3;
+    jpeg_set_defaults(&info);
+    jpeg_set_colorspace(&info, (J_COLOR_SPACE)stored);
+    jpeg_set_quality(&info, quality, TRUE);
+    jpeg_start_compress(&info, TRUE);
+    unsigned char *row = malloc((size_t)width * (size_t)info.input_components);
+    for (int y = 0; y < height; y++) {
+        fill(context, y, row);
+        JSAMPROW rows[1] = {row};
+        jpeg_write_scanlines(&info, rows, 1);
+    }
+    jpeg_finish_compress(&info);
+    jpeg_destroy_compress(&info);
+    free(row);
+    return fclose(file) != 0;
 }

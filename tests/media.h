@@ -23,6 +23,13 @@ typedef struct test_video_spec {
 /* Encodes and writes the video; returns 0 on success, else prints why and returns 1. */
 int test_video_write(const test_video_spec_t *spec);
 
+/* A JPEG written with libjpeg: input_space (JCS_RGB, JCS_CMYK or JCS_GRAYSCALE) gives the
+ * components per pixel, stored the colour space in the file; fill writes row y's samples.
+ * Returns 0 on success. */
+int test_jpeg_write(const char *path, int width, int height, int input_space, int stored,
+                    int quality, void (*fill)(void *context, int y, unsigned char *row),
+                    void *context);
+
 /* An audio-only file (a sine tone) of `seconds`, encoded with `encoder` ("pcm_s16le" for .wav,
  * "aac" for .mp4/.m4a); returns 0 on success. */
 int test_audio_write(const char *path, const char *encoder, double seconds);

@@ -11,6 +11,7 @@
 #include <jpeglib.h> /* after stdio.h, which it needs */
 
 #include "io/image_file.h"
+#include "media.h"
 #include "testing.h"
 
 static char work[256];
@@ -311,38 +312,30 @@ static void check_png_palettes_and_alpha(void)
     }
 }
 
+/* Random samples, row after row from one seed. */
+typedef struct random_rows {
+    int samples; /* per row */
+    unsigned seed;
+} random_rows_t;
+
+static void random_row(void *context, int y, unsigned char *row)
+{
+    random_rows_t *rows = context;
+    (void)y;
+    for (int i = 0; i < rows->samples; i++) {
+        rows->seed = rows->seed * 1103515245u + 12345u;
+        row[i] = (unsigned char)(rows->seed >> 16);
+    }
+}
+
 /* A JPEG written with libjpeg from 4 or 1 components per pixel (random samples). */
 static void write_jpeg(const char *path, int width, int height, J_COLOR_SPACE stored)
 {
-    struct jpeg_compress_struct info;
-    struct jpeg_error_mgr errors;
-    info.err = jpeg_std_error(&errors);
-    jpeg_create_compress(&info);
-    FILE *file = fopen(path, "wb");
-    jpeg_stdio_dest(&info, file);
     int gray = stored == JCS_GRAYSCALE;
-    info.image_width = (JDIMENSION)width;
-    info.image_height = (JDIMENSION)height;
-    info.input_components = gray ? 1 : 4;
-    info.in_color_space = gray ? JCS_GRAYSCALE : JCS_CMYK;
-    jpeg_set_defaults(&info);
-    jpeg_set_colorspace(&info, stored);
-    jpeg_set_quality(&info, 90, TRUE);
-    jpeg_start_compress(&info, TRUE);
-    unsigned char *row = malloc((size_t)width * 4);
-    unsigned seed = 99;
-    for (int y = 0; y < height; y++) {
-        for (int i = 0; i < width * info.input_components; i++) {
-            seed = seed * 1103515245u + 12345u;
-            row[i] = (unsigned char)(seed >> 16);
-        }
-        JSAMPROW rows[1] = {row};
-        jpeg_write_scanlines(&info, rows, 1);
-    }
-    jpeg_finish_compress(&info);
-    jpeg_destroy_compress(&info);
-    fclose(file);
-    free(row);
+    random_rows_t rows = {width * (gray ? 1 : 4), 99};
+    CHECK(test_jpeg_write(path, width, height, gray ? JCS_GRAYSCALE : JCS_CMYK, stored, 90,
+                          random_row, &rows) == 0,
+          "%s not written", path);
 }
 
 /* Gray, CMYK and YCCK JPEGs: libjpeg's own decoding (gray, or the four inks) is the reference;

@@ -11,6 +11,7 @@
 
 #include <jpeglib.h> /* after stdio.h, which it needs */
 
+#include "media.h"
 #include "testing.h"
 
 static char work[256];
@@ -21,32 +22,16 @@ static unsigned char texture(int x, int y, int c) {
     return (unsigned char)(128 + 60 * ((x / 97 + y / 53 + c) % 3 - 1) + (int)noise);
 }
 
+static void texture_row(void *context, int y, unsigned char *row) {
+    int width = *(const int *)context;
+    for (int x = 0; x < width; x++)
+        for (int c = 0; c < 3; c++)
+            row[3 * x + c] = texture(x, y, c);
+}
+
 static void write_jpeg(const char *path, int width, int height) {
-    struct jpeg_compress_struct info;
-    struct jpeg_error_mgr errors;
-    info.err = jpeg_std_error(&errors);
-    jpeg_create_compress(&info);
-    FILE *file = fopen(path, "wb");
-    jpeg_stdio_dest(&info, file);
-    info.image_width = (JDIMENSION)width;
-    info.image_height = (JDIMENSION)height;
-    info.input_components = 3;
-    info.in_color_space = JCS_RGB;
-    jpeg_set_defaults(&info);
-    jpeg_set_quality(&info, 80, TRUE);
-    jpeg_start_compress(&info, TRUE);
-    unsigned char *row = malloc((size_t)width * 3);
-    for (int y = 0; y < height; y++) {
-        for (int x = 0; x < width; x++)
-            for (int c = 0; c < 3; c++)
-                row[3 * x + c] = texture(x, y, c);
-        JSAMPROW rows[1] = {row};
-        jpeg_write_scanlines(&info, rows, 1);
-    }
-    jpeg_finish_compress(&info);
-    jpeg_destroy_compress(&info);
-    fclose(file);
-    free(row);
+    CHECK(test_jpeg_write(path, width, height, JCS_RGB, JCS_YCbCr, 80, texture_row, &width) == 0,
+          "%s not written", path);
 }
 
 static void write_png(const char *path, int width, int height) {
@@ -59,9 +44,7 @@ static void write_png(const char *path, int width, int height) {
     png_write_info(png, info);
     png_bytep row = malloc((size_t)width * 3);
     for (int y = 0; y < height; y++) {
-        for (int x = 0; x < width; x++)
-            for (int c = 0; c < 3; c++)
-                row[3 * x + c] = texture(x, y, c);
+        texture_row(&width, y, row);
         png_write_row(png, row);
     }
     png_write_end(png, info);
