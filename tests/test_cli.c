@@ -17,12 +17,6 @@ static int run(const char *arguments)
     return test_run_cli(work, NULL, arguments, output_text, sizeof output_text);
 }
 
-static int exists(const char *path)
-{
-    struct stat info;
-    return stat(path, &info) == 0;
-}
-
 int main(void)
 {
     strcpy(work, "/tmp/faceau_cli_XXXXXX");
@@ -97,7 +91,7 @@ int main(void)
     CHECK(run(args) == 13 && strstr(output_text, "1 of 2 inputs done, 1 failed"),
           "batch summary: %s", output_text);
     snprintf(path, sizeof path, "%s/batch/changeLighting.csv", work);
-    CHECK(exists(path), "the good input of the batch was processed");
+    CHECK(test_exists(path), "the good input of the batch was processed");
 
     /* Two inputs at once (--threads 2, from a --list) give the same files as one at a time. */
     snprintf(path, sizeof path, "%s/list.txt", work);
@@ -135,7 +129,7 @@ int main(void)
              video, landmarks, work, models);
     CHECK(run(args) == 0, "nested output folder: %s", output_text);
     snprintf(path, sizeof path, "%s/nested/a/b/changeLighting.csv", work);
-    CHECK(exists(path), "CSV in the nested output folder");
+    CHECK(test_exists(path), "CSV in the nested output folder");
 
     /* SIGINT or SIGTERM mid-run (the tracker on the longer video, so that the run is still
      * going): the finished rows stay in .part, no final CSV, exit 128 + signal. */
@@ -154,10 +148,10 @@ int main(void)
         if (file && fscanf(file, "%d", &code) != 1) code = -1;
         if (file) fclose(file);
         snprintf(path, sizeof path, "%s/sig%s/default.csv", work, signals[k].name);
-        CHECK(code == signals[k].code && !exists(path), "SIG%s: exit %d, final CSV %s",
-              signals[k].name, code, exists(path) ? "present" : "absent");
+        CHECK(code == signals[k].code && !test_exists(path), "SIG%s: exit %d, final CSV %s",
+              signals[k].name, code, test_exists(path) ? "present" : "absent");
         snprintf(path, sizeof path, "%s/sig%s/default.csv.part", work, signals[k].name);
-        CHECK(exists(path), "SIG%s: the .part file keeps the finished rows", signals[k].name);
+        CHECK(test_exists(path), "SIG%s: the .part file keeps the finished rows", signals[k].name);
     }
 
     snprintf(args, sizeof args, "rm -rf %s", work);

@@ -12,14 +12,7 @@ static char work[256];
 static char output_text[65536];
 
 static int run(const char *arguments) {
-    char with_models[16384];
-    snprintf(with_models, sizeof with_models, "%s --models '%s'", arguments, test_models_dir());
-    return test_run_cli(work, NULL, with_models, output_text, sizeof output_text);
-}
-
-static int exists(const char *path) {
-    struct stat info;
-    return stat(path, &info) == 0;
+    return test_run_cli_models(work, arguments, output_text, sizeof output_text);
 }
 
 static void write_text(const char *path, const char *text) {
@@ -76,7 +69,7 @@ int main(void) {
               strstr(output_text, "1 of 2 inputs done, 1 failed"),
           "damaged image named with its reason, batch summary: %s", output_text);
     snprintf(path, sizeof path, "%s/batch/damaged.csv", work);
-    CHECK(!exists(path), "no complete-looking CSV for the damaged folder");
+    CHECK(!test_exists(path), "no complete-looking CSV for the damaged folder");
     snprintf(path, sizeof path, "%s/batch/damaged.csv.part", work);
     CHECK(csv_rows(path) == 1, "the row before the damaged image is kept: %d", csv_rows(path));
     snprintf(path, sizeof path, "%s/batch/mixed.csv", work);

@@ -48,11 +48,6 @@ static int choose_user(void) {
     return 0;
 }
 
-static int exists(const char *path) {
-    struct stat info;
-    return stat(path, &info) == 0;
-}
-
 static int one_line(const char *text) {
     const char *newline = strchr(text, '\n');
     return newline && newline[1] == '\0';
@@ -109,7 +104,7 @@ int main(void) {
     CHECK(run(args) == 13 && strstr(output_text, "1 of 2 inputs done, 1 failed"), "batch: %s",
           output_text);
     snprintf(path, sizeof path, "%s/out/open.csv", work);
-    CHECK(exists(path), "the readable video of the batch was processed");
+    CHECK(test_exists(path), "the readable video of the batch was processed");
 
     /* An unreadable landmark CSV. */
     snprintf(command, sizeof command, "cp %s %s/locked.csv && chmod 000 %s/locked.csv", landmarks,
@@ -140,7 +135,7 @@ int main(void) {
               strstr(output_text, "Permission denied"),
           "unreadable image: %s", output_text);
     snprintf(path, sizeof path, "%s/out/frames.csv", work);
-    CHECK(!exists(path), "no complete-looking CSV after the unreadable image");
+    CHECK(!test_exists(path), "no complete-looking CSV after the unreadable image");
     snprintf(path, sizeof path, "%s/out/frames.csv.part", work);
     test_csv_t csv;
     int rows = test_csv_load(path, &csv) == 0 ? csv.rows : -1;
@@ -157,7 +152,7 @@ int main(void) {
               strstr(output_text, "Permission denied"),
           "read-only output folder: %s", output_text);
     snprintf(path, sizeof path, "%s/readonly/open.csv", work);
-    CHECK(!exists(path), "no CSV in the read-only folder");
+    CHECK(!test_exists(path), "no CSV in the read-only folder");
 
     /* An unreadable model file: named at startup, exit 13. */
     snprintf(command, sizeof command,

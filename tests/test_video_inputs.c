@@ -14,9 +14,7 @@ static char output_text[65536];
 
 /* Runs faceau with arguments (a shell fragment), stderr captured; returns the exit code. */
 static int run(const char *arguments) {
-    char with_models[16384];
-    snprintf(with_models, sizeof with_models, "%s --models '%s'", arguments, test_models_dir());
-    return test_run_cli(work, NULL, with_models, output_text, sizeof output_text);
+    return test_run_cli_models(work, arguments, output_text, sizeof output_text);
 }
 
 static int count_lines(const char *text) {

@@ -3,6 +3,7 @@
 #include <dirent.h>
 #include <math.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
@@ -323,4 +324,17 @@ long test_resident_kb(void)
         fclose(file);
     }
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+int test_run_cli_models(const char *folder, const char *arguments, char *output, size_t size)
+{
+    char with_models[16384];
+    snprintf(with_models, sizeof with_models, "%s --models '%s'", arguments, test_models_dir());
+    return test_run_cli(folder, NULL, with_models, output, size);
+}
+
+int test_exists(const char *path)
+{
+    struct stat info;
+    return stat(path, &info) == 0;
 }

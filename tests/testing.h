@@ -57,6 +57,12 @@ int test_run_shell(const char *folder, const char *command, char *output, size_t
 int test_run_cli(const char *folder, const char *prefix, const char *arguments, char *output,
                  size_t size);
 
+/* test_run_cli with --models <test_models_dir()> added to the arguments. */
+int test_run_cli_models(const char *folder, const char *arguments, char *output, size_t size);
+
+/* Whether a file or folder exists (stat succeeds). */
+int test_exists(const char *path);
+
 /* Prints the summary and returns the process exit code. */
 int test_finish(const char *name);
 
