@@ -5,65 +5,18 @@
  * returns it). That part is skipped, with a message, when the CPU lacks AVX-512 or the library is
  * missing or another version; the AVX2 kernel is compared with the plain C one regardless. */
 #include <dlfcn.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "landmarks/ccnf.h"
 #include "landmarks/clnf_model.h"
 #include "landmarks/openblas_sposv.h"
+#include "openblas_skylakex.h"
 #include "testing.h"
 
 typedef void (*sposv_fn)(const char *uplo, const int *n, const int *nrhs, float *a, const int *lda,
                          float *b, const int *ldb, int *info, size_t uplo_length);
 static sposv_fn library_sposv;
-
-/* The library with its SkylakeX kernels, or NULL with the reason printed. */
-static void *open_library(void) {
-    __builtin_cpu_init();
-    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512cd") ||
-        !__builtin_cpu_supports("avx512bw") || !__builtin_cpu_supports("avx512dq") ||
-        !__builtin_cpu_supports("avx512vl")) {
-        printf("skipped: this CPU lacks AVX-512, OpenBLAS cannot run its SkylakeX kernels\n");
-        return NULL;
-    }
-    /* Read when the library initialises: set before it is loaded (nothing else loads it). */
-    setenv("OPENBLAS_CORETYPE", "SkylakeX", 1);
-    setenv("OPENBLAS_NUM_THREADS", "1", 1);
-    void *library = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL);
-    if (!library) {
-        printf("skipped: libopenblas.so.0 not found (%s)\n", dlerror());
-        return NULL;
-    }
-    char *(*config)(void) = (char *(*)(void))dlsym(library, "openblas_get_config");
-    char *(*core)(void) = (char *(*)(void))dlsym(library, "openblas_get_corename");
-    library_sposv = (sposv_fn)dlsym(library, "sposv_");
-    if (!config || !core || !library_sposv || !strstr(config(), "OpenBLAS 0.3.21 ") ||
-        strcmp(core(), "SkylakeX") != 0) {
-        printf("skipped: the library is not OpenBLAS 0.3.21 running SkylakeX kernels (%s, %s)\n",
-               config ? config() : "?", core ? core() : "?");
-        dlclose(library);
-        return NULL;
-    }
-    printf("%s, core %s\n", config(), core());
-    return library;
-}
-
-static uint64_t random_state = 0x2545F4914F6CDD1Dull;
-static float random_float(void) /* [-0.5, 0.5) */
-{
-    random_state ^= random_state << 13;
-    random_state ^= random_state >> 7;
-    random_state ^= random_state << 17;
-    return (float)((double)(random_state >> 40) / 16777216.0 - 0.5);
-}
-
-static long differing(const float *x, const float *y, size_t count) {
-    long d = 0;
-    for (size_t i = 0; i < count; i++)
-        d += memcmp(&x[i], &y[i], sizeof(float)) != 0;
-    return d;
-}
 
 /* A random M M^T + diagonal (column-major, n x n) and the identity (even trial) or n x nrhs random
  * values (odd trial) in b (n x n allocated). */
@@ -71,7 +24,7 @@ static void random_system(int n, int trial, float *a, float *b) {
     size_t nn = (size_t)n * (size_t)n;
     float *m = malloc(nn * sizeof(float));
     for (size_t i = 0; i < nn; i++)
-        m[i] = random_float();
+        m[i] = test_random_float();
     for (int i = 0; i < n; i++)
         for (int j = 0; j <= i; j++) {
             double sum = i == j ? 0.1 * n * (trial + 1) : 0;
@@ -82,7 +35,7 @@ static void random_system(int n, int trial, float *a, float *b) {
     memset(b, 0, nn * sizeof(float));
     if (trial % 2)
         for (size_t i = 0; i < nn; i++)
-            b[i] = random_float();
+            b[i] = test_random_float();
     else
         for (int i = 0; i < n; i++)
             b[i + (size_t)i * n] = 1;
@@ -117,7 +70,7 @@ static void test_kernels_agree(void) {
             random_system_twice(n, trial, &a, &a2, &b, &b2);
             int info = fa_openblas_sposv_lower(n, a, n, b, n, nrhs, FA_SPOSV_REFERENCE);
             int info2 = fa_openblas_sposv_lower(n, a2, n, b2, n, nrhs, FA_SPOSV_AVX2);
-            long d = differing(b, b2, (size_t)n * nrhs);
+            long d = test_differing_floats(b, b2, (size_t)n * nrhs);
             CHECK(info == 0 && info2 == 0 && d == 0,
                   "AVX2 vs C, n=%d nrhs=%d: info %d/%d, %ld of %d values differ", n, nrhs, info,
                   info2, d, n * nrhs);
@@ -138,7 +91,7 @@ static void test_random(void) {
                 int info = -1;
                 library_sposv("L", &n, &nrhs, a, &n, b, &n, &info, 1);
                 int ours = fa_openblas_sposv_lower(n, a2, n, b2, n, nrhs, (fa_sposv_kernel)kernel);
-                long d = differing(b, b2, (size_t)n * nrhs);
+                long d = test_differing_floats(b, b2, (size_t)n * nrhs);
                 CHECK(info == 0 && ours == 0 && d == 0,
                       "%s kernel, random n=%d nrhs=%d: info %d/%d, %ld of %d values differ",
                       kernel == FA_SPOSV_AVX2 ? "AVX2" : "C", n, nrhs, info, ours, d, n * nrhs);
@@ -202,8 +155,11 @@ static void test_sigmas(void) {
 
 int main(void) {
     test_kernels_agree();
-    void *library = open_library();
+    void *library = test_openblas_skylakex_open();
     if (!library) return test_finish("openblas_sposv");
+    library_sposv = (sposv_fn)test_openblas_symbol(library, "sposv_");
+    CHECK(library_sposv != NULL, "no sposv_ in the library");
+    if (!library_sposv) return test_finish("openblas_sposv");
     test_random();
     test_sigmas();
     dlclose(library);
