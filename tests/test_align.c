@@ -177,6 +177,48 @@ static void test_svd(void)
 /* ----------------------------------------------------------------------------------------- */
 /* Mask: one synthetic triangle, then the face mask's shape on a real frame's landmarks. */
 
+/* AlignShapesWithScale on an eye part's 28 points, where OpenCV's cv::sum order matters: its
+ * SIMD loop adds 16 elements a step into double lanes and the last 8 of the 56 squares in float
+ * groups of 4 (an 8-lane order gives other bits here). The points are an eye model's shape and
+ * reference shape on default.wmv; the expected matrix is what OpenFace's own
+ * Utilities::AlignShapesWithScale (OpenCV 4.6) returns for them. */
+static void test_align_shapes_opencv_order(void)
+{
+    static const float shape[56] = {
+        0x1.88804ap+7f, 0x1.8e3744p+7f, 0x1.9b9372p+7f, 0x1.a8c154p+7f, 0x1.ae088ap+7f,
+        0x1.a946d6p+7f, 0x1.9af564p+7f, 0x1.8dc782p+7f, 0x1.772dcep+7f, 0x1.7f84ccp+7f,
+        0x1.8af688p+7f, 0x1.98abb4p+7f, 0x1.a6be6p+7f, 0x1.b23076p+7f, 0x1.ba986p+7f,
+        0x1.b19b08p+7f, 0x1.a52132p+7f, 0x1.97bbc8p+7f, 0x1.8abe8ep+7f, 0x1.7f6b08p+7f,
+        0x1.9582b4p+7f, 0x1.9b468p+7f, 0x1.a11e9p+7f, 0x1.a39e4ep+7f, 0x1.a14f22p+7f,
+        0x1.9b8b92p+7f, 0x1.95b3dp+7f, 0x1.9333d6p+7f, 0x1.b14974p+7f, 0x1.a3d706p+7f,
+        0x1.9e5628p+7f, 0x1.a40024p+7f, 0x1.b1839ap+7f, 0x1.c00caap+7f, 0x1.c476e4p+7f,
+        0x1.becceap+7f, 0x1.b613cap+7f, 0x1.af364ep+7f, 0x1.aa82p+7f, 0x1.a84ea6p+7f,
+        0x1.aaa012p+7f, 0x1.b048a2p+7f, 0x1.b82f96p+7f, 0x1.bcca6p+7f, 0x1.be4756p+7f,
+        0x1.bf001ep+7f, 0x1.be15a2p+7f, 0x1.bb6b7ap+7f, 0x1.b7bc1cp+7f, 0x1.ba366cp+7f,
+        0x1.b7ce22p+7f, 0x1.b1ec6ep+7f, 0x1.ac038ep+7f, 0x1.a9898ep+7f, 0x1.abf198p+7f,
+        0x1.b1d2fcp+7f,
+    };
+    static const float reference[56] = {
+        -0x1.6799d6p+2f, -0x1.d5106ep+1f, 0x1.4e6fdep-1f, 0x1.3388f8p+2f, 0x1.96ff6cp+2f,
+        0x1.2c9f6ap+2f, 0x1.65e41p-4f, -0x1.042364p+2f, -0x1.67c67p+3f, -0x1.0f6e2cp+3f,
+        -0x1.305dbap+2f, -0x1.61f34p-2f, 0x1.077ba2p+2f, 0x1.ec9f1cp+2f, 0x1.48ff82p+3f,
+        0x1.d8a7f4p+2f, 0x1.b406d6p+1f, -0x1.be94b8p-1f, -0x1.415f7ap+2f, -0x1.14592ep+3f,
+        -0x1.89be34p+0f, 0x1.1cc994p-2f, 0x1.1559a2p+1f, 0x1.82bba6p+1f, 0x1.2bb2c6p+1f,
+        0x1.0d0ee2p-1f, -0x1.5cdfbap+0f, -0x1.1bdb28p+1f, -0x1.9796e8p-1f, -0x1.421a2ep+2f,
+        -0x1.a9c7f4p+2f, -0x1.2d4064p+2f, -0x1.5760eap-2f, 0x1.10686ep+2f, 0x1.615eeep+2f,
+        0x1.c9aec2p+1f, 0x1.0758c8p-1f, -0x1.90c45cp+0f, -0x1.76990ep+1f, -0x1.bd02e6p+1f,
+        -0x1.4c5a3cp+1f, -0x1.5f2f0cp-1f, 0x1.e80b44p+0f, 0x1.a65b22p+1f, 0x1.d49d56p+1f,
+        0x1.e0dcf6p+1f, 0x1.a8ee58p+1f, 0x1.2a4db4p+1f, 0x1.63ee48p+0f, 0x1.1eeb08p+1f,
+        0x1.886ca6p+0f, -0x1.47edf4p-2f, -0x1.1db4c2p+1f, -0x1.8a9bb6p+1f, -0x1.2ff09cp+1f,
+        -0x1.0b25d8p-1f,
+    };
+    static const float expected[4] = {0x1.471188p-1f, -0x1.5330eep-6f, 0x1.5330eap-6f,
+                                      0x1.471188p-1f};
+    float a[4];
+    fa_align_shapes_with_scale(shape, shape + 28, reference, reference + 28, 28, a);
+    CHECK(memcmp(a, expected, sizeof a) == 0, "got %a %a %a %a", a[0], a[1], a[2], a[3]);
+}
+
 static void test_mask_triangle(void)
 {
     /* Three landmarks, one triangle, identity warp; sim_scale 0 keeps the points in place. */
@@ -399,6 +441,7 @@ static void test_golden(const fa_pdm_t *pdm, const fa_triangulation_t *triangula
 
 int main(void)
 {
+    test_align_shapes_opencv_order();
     test_warp_exact_cases();
     test_warp_kernel();
     test_svd();
