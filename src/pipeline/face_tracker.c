@@ -19,7 +19,6 @@ typedef struct provider_context {
     fa_ccnf_workspace_t *workspace; /* a part's own, as parts may run at once */
     float confidence[FA_CLNF_MAX_POINTS];
     int views[FA_CCNF_MAX_SCALES]; /* the view each scale used last, -1 before the first */
-    int view_changed;              /* a scale changed view since the end of the last frame */
 } provider_context_t;
 
 struct fa_face_tracker {
@@ -141,16 +140,18 @@ static fa_status respond(void *context, int scale, int window, const float param
                                responses->img_to_ref);
     invert_2x2(responses->img_to_ref, responses->ref_to_img);
     const int view = fa_ccnf_view_index(ccnf, scale, params_global + 1);
+    if (provider->views[scale] != view) {
+        /* The view left behind goes before the new one is read, so that the two are never
+         * resident together (that frame would set the peak). */
+        if (provider->views[scale] >= 0) fa_model_cache_release_views(tracker->models->cache);
+        provider->views[scale] = view;
+    }
     const fa_image_t *gray = &tracker->prepared->gray;
     fa_ccnf_responses(ccnf, scale, window, view, gray->data, gray->width, gray->height,
                       gray->stride, shape, responses->ref_to_img[0], -responses->ref_to_img[1],
                       responses->maps,
                       provider->shared ? tracker->ccnf_workspaces : provider->workspace,
                       provider->shared ? tracker->pool : NULL);
-    if (provider->views[scale] != view) {
-        provider->view_changed |= provider->views[scale] >= 0;
-        provider->views[scale] = view;
-    }
     const fa_ccnf_scale_t *patches = &ccnf->scales[scale];
     responses->view = view;
     responses->visible = patches->visible + (size_t)view * (size_t)n;
@@ -297,17 +298,8 @@ fa_status fa_face_tracker_process(fa_face_tracker_t *tracker, const fa_image_t *
                                &success, error);
     if (status != FA_OK) return status;
     /* Tracking reads a fraction of what detection read (no MTCNN, no largest scale, one view
-     * per scale): let the next frames bring back only that; and when the head turns to another
-     * view, the one left behind. */
-    int view_changed = 0;
-    for (int i = 0; i < 1 + tracker->models->system.part_count; i++) {
-        view_changed |= tracker->providers[i].view_changed;
-        tracker->providers[i].view_changed = 0;
-    }
-    if (tracker->clnf->last_detection)
-        fa_model_cache_release_all(tracker->models->cache);
-    else if (view_changed)
-        fa_model_cache_release_views(tracker->models->cache);
+     * per scale): let the next frames bring back only that. */
+    if (tracker->clnf->last_detection) fa_model_cache_release_all(tracker->models->cache);
     const fa_clnf_state_t *main = &tracker->clnf->main;
     face->success = success;
     face->model_success = main->detection_success;
