@@ -168,8 +168,8 @@ static fa_status run_read(void *context, fa_frame_input_t *input, fa_error_t *er
 {
     run_input_t *run = context;
     for (;;) {
-        const fa_image_t *frame;
-        fa_status status = fa_source_read(run->source, &frame, &input->timestamp, error);
+        fa_status status =
+            fa_source_read_into(run->source, &input->image, &input->timestamp, error);
         if (status == FA_ERROR_END && ++run->loop < run->loops) {
             fa_source_close(run->source);
             run->source = NULL;
@@ -182,8 +182,6 @@ static fa_status run_read(void *context, fa_frame_input_t *input, fa_error_t *er
             }
             if (status == FA_OK) continue;
         }
-        if (status != FA_OK) return status;
-        status = fa_image_copy(&input->image, frame, error);
         if (status == FA_OK && run->landmarks) {
             input->has_landmarks = 1;
             status = fa_landmark_file_get(run->landmarks, ++run->frame_in_loop, &input->landmarks,

@@ -237,6 +237,10 @@ void fa_source_close(fa_source_t *source);
  * seconds. Returns FA_ERROR_END after the last frame. */
 fa_status fa_source_read(fa_source_t *source, const fa_image_t **frame, double *timestamp,
                          fa_error_t *error);
+/* The same, decoded straight into the caller's image (an fa_image_t of its own, zeroed or
+ * allocated; resized when the frame size differs): no copy, no frame kept by the source. */
+fa_status fa_source_read_into(fa_source_t *source, fa_image_t *image, double *timestamp,
+                              fa_error_t *error);
 double fa_source_fps(const fa_source_t *source); /* 0 when unknown (images) */
 /* Video timestamps: by default OpenFace's, frame number * (1 / fps); enabled, the stream's own
  * presentation times from the first frame, which differ on variable frame rate recordings.

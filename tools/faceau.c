@@ -329,9 +329,8 @@ typedef struct frame_loop {
 static fa_status read_frame(void *context, fa_frame_input_t *input, fa_error_t *error)
 {
     frame_loop_t *loop = context;
-    const fa_image_t *frame;
-    fa_status status = fa_source_read(loop->run->source, &frame, &input->timestamp, error);
-    if (status == FA_OK) status = fa_image_copy(&input->image, frame, error);
+    fa_status status =
+        fa_source_read_into(loop->run->source, &input->image, &input->timestamp, error);
     if (status == FA_OK && loop->run->landmarks) {
         status = fa_landmark_file_get(loop->run->landmarks, (int)(loop->frames_read + 1),
                                       &input->landmarks, error);

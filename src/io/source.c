@@ -145,18 +145,18 @@ static fa_status ensure_size(fa_image_t *image, int width, int height, fa_error_
     return fa_image_allocate(image, width, height, 3, error);
 }
 
-/* Converts the decoded frame into source->frame (BGR), turned upright when the stream says so. */
-static fa_status convert_frame(fa_source_t *source, fa_error_t *error)
+/* Converts the decoded frame into out (BGR), turned upright when the stream says so. */
+static fa_status convert_frame(fa_source_t *source, fa_image_t *out, fa_error_t *error)
 {
     video_state_t *video = &source->video;
     AVFrame *decoded = video->decoded;
     if (decoded->width <= 0 || decoded->height <= 0)
         return fa_error_set(error, FA_ERROR_INPUT, "%s: frame without size", source->path);
     int turned = video->orientation != 1, swap = fa_orientation_swaps_sides(video->orientation);
-    fa_image_t *target = turned ? &video->upright : &source->frame;
+    fa_image_t *target = turned ? &video->upright : out;
     fa_status status = ensure_size(target, decoded->width, decoded->height, error);
     if (status == FA_OK && turned)
-        status = ensure_size(&source->frame, swap ? decoded->height : decoded->width,
+        status = ensure_size(out, swap ? decoded->height : decoded->width,
                              swap ? decoded->width : decoded->height, error);
     if (status != FA_OK) return status;
     video->scaler = sws_getCachedContext(video->scaler, decoded->width, decoded->height,
@@ -170,11 +170,11 @@ static fa_status convert_frame(fa_source_t *source, fa_error_t *error)
     int strides[4] = {(int)target->stride, 0, 0, 0};
     sws_scale(video->scaler, (const uint8_t *const *)decoded->data, decoded->linesize, 0,
               decoded->height, planes, strides);
-    if (turned) fa_image_orient(target, video->orientation, &source->frame);
+    if (turned) fa_image_orient(target, video->orientation, out);
     return FA_OK;
 }
 
-static fa_status read_video_frame(fa_source_t *source, fa_error_t *error)
+static fa_status read_video_frame(fa_source_t *source, fa_image_t *out, fa_error_t *error)
 {
     video_state_t *video = &source->video;
     for (;;) {
@@ -182,7 +182,7 @@ static fa_status read_video_frame(fa_source_t *source, fa_error_t *error)
         int code = avcodec_receive_frame(video->decoder, video->decoded);
         if (code == 0) {
             video->frame_pts = video->decoded->best_effort_timestamp;
-            fa_status status = convert_frame(source, error);
+            fa_status status = convert_frame(source, out, error);
             av_frame_unref(video->decoded);
             return status;
         }
@@ -321,12 +321,12 @@ void fa_source_close(fa_source_t *source)
     free(source);
 }
 
-fa_status fa_source_read(fa_source_t *source, const fa_image_t **frame, double *timestamp,
-                         fa_error_t *error)
+fa_status fa_source_read_into(fa_source_t *source, fa_image_t *image, double *timestamp,
+                              fa_error_t *error)
 {
     fa_status status;
     if (source->kind == FA_SOURCE_VIDEO) {
-        status = read_video_frame(source, error);
+        status = read_video_frame(source, image, error);
         if (status == FA_OK && timestamp) *timestamp = video_timestamp(source);
     } else {
         const char *path = source->path;
@@ -340,13 +340,20 @@ fa_status fa_source_read(fa_source_t *source, const fa_image_t **frame, double *
         } else if (source->frames_read > 0) {
             return FA_ERROR_END;
         }
-        status = fa_image_file_read(path, &source->frame, error);
+        status = fa_image_file_read(path, image, error);
         if (timestamp) *timestamp = 0.0; /* OpenFace writes 0 for image sequences */
     }
     if (status != FA_OK) return status;
     source->frames_read++;
-    *frame = &source->frame;
     return FA_OK;
+}
+
+fa_status fa_source_read(fa_source_t *source, const fa_image_t **frame, double *timestamp,
+                         fa_error_t *error)
+{
+    fa_status status = fa_source_read_into(source, &source->frame, timestamp, error);
+    if (status == FA_OK) *frame = &source->frame;
+    return status;
 }
 
 double fa_source_fps(const fa_source_t *source)
