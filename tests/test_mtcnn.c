@@ -14,21 +14,18 @@
 #include <errno.h>
 #include <sys/stat.h>
 
-static int mkdir_p_ok(const char *directory)
-{
+static int mkdir_p_ok(const char *directory) {
     return mkdir(directory, 0755) == 0 || errno == EEXIST;
 }
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
-static float random_uniform(float low, float high)
-{
+static float random_uniform(float low, float high) {
     rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
     return low + (high - low) * (float)((rng_state >> 40) * (1.0 / 16777216.0));
 }
 
-static fa_tensor_t random_tensor(int channels, int height, int width)
-{
+static fa_tensor_t random_tensor(int channels, int height, int width) {
     fa_tensor_t t = {channels, height, width, NULL};
     size_t n = (size_t)channels * (size_t)height * (size_t)width;
     t.data = malloc(sizeof(float) * (n + FA_CNN_PADDING));
@@ -37,29 +34,25 @@ static fa_tensor_t random_tensor(int channels, int height, int width)
     return t;
 }
 
-static float *output_buffer(size_t n)
-{
+static float *output_buffer(size_t n) {
     float *data = malloc(sizeof(float) * (n + FA_CNN_PADDING));
     for (size_t i = 0; i < n + FA_CNN_PADDING; i++)
         data[i] = NAN;
     return data;
 }
 
-static size_t tensor_count(const fa_tensor_t *t)
-{
+static size_t tensor_count(const fa_tensor_t *t) {
     return (size_t)t->channels * (size_t)t->height * (size_t)t->width;
 }
 
-static double at(const fa_tensor_t *t, int c, int y, int x)
-{
+static double at(const fa_tensor_t *t, int c, int y, int x) {
     return t->data[((size_t)c * (size_t)t->height + (size_t)y) * (size_t)t->width + (size_t)x];
 }
 
 /* Any float summation order of n terms is within gamma_n * sum|terms| of the exact sum
  * (Higham, Accuracy and Stability, §3.1), plus one rounding of the result; that bound is what
  * the layer checks allow, whatever order OpenBLAS and the kernels use. */
-static int within_sum_bound(double value, double exact, double magnitude, int terms)
-{
+static int within_sum_bound(double value, double exact, double magnitude, int terms) {
     const double u = 0x1p-24;
     double gamma = (terms + 1) * u / (1.0 - (terms + 1) * u);
     return fabs(value - exact) <= gamma * magnitude + u * fabs(exact) + 1e-30;
@@ -68,8 +61,7 @@ static int within_sum_bound(double value, double exact, double magnitude, int te
 /* ----- float64 direct layers ----- */
 
 static int check_convolution(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
-                             fa_cnn_kernels kernels, const char *what)
-{
+                             fa_cnn_kernels kernels, const char *what) {
     fa_tensor_t out = *in;
     fa_cnn_output_shape(layer, in, &out);
     out.data = output_buffer(tensor_count(&out));
@@ -105,8 +97,7 @@ static int check_convolution(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
 }
 
 static void check_max_pool(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
-                           fa_cnn_kernels kernels, const char *what)
-{
+                           fa_cnn_kernels kernels, const char *what) {
     fa_tensor_t out = *in;
     /* OpenFace: round((in - k) / s) + 1, half away from zero. */
     int expected_w =
@@ -136,8 +127,7 @@ static void check_max_pool(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
 }
 
 static void check_prelu(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_cnn_kernels kernels,
-                        const char *what)
-{
+                        const char *what) {
     fa_tensor_t out = *in;
     out.data = output_buffer(tensor_count(in));
     memcpy(out.data, in->data, sizeof(float) * tensor_count(in));
@@ -155,8 +145,7 @@ static void check_prelu(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_c
 }
 
 static void check_fully_connected(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
-                                  fa_cnn_kernels kernels, const char *what)
-{
+                                  fa_cnn_kernels kernels, const char *what) {
     fa_tensor_t out = *in;
     fa_cnn_output_shape(layer, in, &out);
     out.data = output_buffer(tensor_count(&out) + tensor_count(in));
@@ -194,8 +183,7 @@ static void check_fully_connected(const fa_cnn_layer_t *layer, const fa_tensor_t
 
 /* Runs every layer of a network on random inputs of the shapes it sees, against the float64
  * layers, with both kernel sets. */
-static void check_network(const fa_cnn_t *cnn, int height, int width, const char *name)
-{
+static void check_network(const fa_cnn_t *cnn, int height, int width, const char *name) {
     fa_tensor_t shape = {3, height, width, NULL};
     for (int i = 0; i < cnn->layer_count; i++) {
         const fa_cnn_layer_t *layer = &cnn->layers[i];
@@ -231,8 +219,8 @@ static void check_network(const fa_cnn_t *cnn, int height, int width, const char
 
 /* ----- synthetic layers: odd sizes, remainders, long inner dimensions ----- */
 
-static fa_cnn_layer_t random_layer(fa_cnn_layer_type type, int inputs, int outputs, int kh, int kw)
-{
+static fa_cnn_layer_t random_layer(fa_cnn_layer_type type, int inputs, int outputs, int kh,
+                                   int kw) {
     fa_cnn_layer_t layer = {0};
     layer.type = type, layer.inputs = inputs, layer.outputs = outputs;
     layer.kernel_height = kh, layer.kernel_width = kw;
@@ -248,15 +236,13 @@ static fa_cnn_layer_t random_layer(fa_cnn_layer_type type, int inputs, int outpu
     return layer;
 }
 
-static void free_layer(fa_cnn_layer_t *layer)
-{
+static void free_layer(fa_cnn_layer_t *layer) {
     free(layer->weights);
     free(layer->bias);
     free(layer->weights_by_input);
 }
 
-static void test_fast_equals_reference(void)
-{
+static void test_fast_equals_reference(void) {
     if (!fa_cnn_have_avx2()) {
         fprintf(stderr, "note: no AVX2/FMA on this CPU; fast kernels not tested\n");
         return;
@@ -324,8 +310,7 @@ static void test_fast_equals_reference(void)
 
 /* ----- resize ----- */
 
-static void test_resize(void)
-{
+static void test_resize(void) {
     /* Exactness against cv::resize itself was measured in a scratch build (400 random sizes, all
      * equal bit for bit); here: constant images stay constant; an exact halving averages 2x2
      * blocks; an upscale of a ramp interpolates linearly with edges clamped. */
@@ -354,10 +339,9 @@ static void test_resize(void)
 
 /* The 8-bit resize (rows converted as they are needed) equals the float resize of the whole
  * image converted first, bit for bit, for BGR and gray sources, halving and bilinear. */
-static void test_resize_bytes(void)
-{
-    static const int sizes[][4] = {{37, 23, 7, 5}, {40, 30, 20, 15}, {64, 48, 13, 10},
-                                   {17, 9, 40, 21}, {1, 1, 12, 12}, {33, 17, 12, 12}};
+static void test_resize_bytes(void) {
+    static const int sizes[][4] = {{37, 23, 7, 5},  {40, 30, 20, 15}, {64, 48, 13, 10},
+                                   {17, 9, 40, 21}, {1, 1, 12, 12},   {33, 17, 12, 12}};
     unsigned seed = 12345;
     for (size_t t = 0; t < sizeof sizes / sizeof *sizes; t++)
         for (int channels = 1; channels <= 3; channels += 2) {
@@ -377,7 +361,8 @@ static void test_resize_bytes(void)
                                 (uint8_t)(seed >> 16);
                         }
                         floats[(y * w + x) * 3 + c] =
-                            bytes[(size_t)y * stride + (size_t)(x * channels + (channels == 3 ? c : 0))];
+                            bytes[(size_t)y * stride +
+                                  (size_t)(x * channels + (channels == 3 ? c : 0))];
                     }
             fa_resize_linear(floats, w, h, (size_t)w * 3, 3, expected, dw, dh, scratch);
             fa_resize_linear_bytes(bytes, w, h, stride, channels, got, dw, dh, scratch);
@@ -390,8 +375,7 @@ static void test_resize_bytes(void)
 
 /* ----- model reader ----- */
 
-static void test_damaged_models(const char *directory)
-{
+static void test_damaged_models(const char *directory) {
     char path[2048];
     snprintf(path, sizeof(path), "%s/PNet.dat", directory);
     char *data = NULL;
@@ -449,8 +433,7 @@ typedef struct expected_box {
 } expected_box_t;
 
 static const fa_image_t *first_frame(fa_source_t **source, const char *relative,
-                                     fa_source_kind kind)
-{
+                                     fa_source_kind kind) {
     fa_error_t error = {0};
     const fa_image_t *frame = NULL;
     double timestamp = 0;
@@ -463,8 +446,7 @@ static const fa_image_t *first_frame(fa_source_t **source, const char *relative,
 }
 
 static int detect(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace, const fa_image_t *image,
-                  fa_cnn_kernels kernels, fa_box_t *boxes, int max_boxes)
-{
+                  fa_cnn_kernels kernels, fa_box_t *boxes, int max_boxes) {
     fa_mtcnn_settings_t settings;
     fa_mtcnn_default_settings(&settings);
     settings.kernels = kernels;
@@ -481,8 +463,7 @@ static int detect(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace, cons
  * (measured once with OpenFace 2.2's FaceDetectorMTCNN.cpp built against OpenCV 4.6 and OpenBLAS
  * 0.3.21). */
 static void check_video(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace, const char *video,
-                        const char *csv_path, expected_box_t openface)
-{
+                        const char *csv_path, expected_box_t openface) {
     fa_source_t *source = NULL;
     const fa_image_t *frame = first_frame(&source, video, FA_SOURCE_VIDEO);
     if (!frame) return;
@@ -530,8 +511,7 @@ static void check_video(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace
 }
 
 static void check_still(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace, const char *image,
-                        int openface_count)
-{
+                        int openface_count) {
     fa_source_t *source = NULL;
     const fa_image_t *frame = first_frame(&source, image, FA_SOURCE_IMAGE);
     if (!frame) return;
@@ -544,15 +524,13 @@ static void check_still(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace
     fa_source_close(source);
 }
 
-static void test_choose_widest(void)
-{
+static void test_choose_widest(void) {
     fa_box_t boxes[4] = {{0, 0, 10, 5, 1}, {0, 0, 30, 5, 1}, {0, 0, 30, 9, 1}, {0, 0, 2, 5, 1}};
     CHECK(fa_mtcnn_choose_widest(boxes, 4) == 1, "widest, first on ties");
     CHECK(fa_mtcnn_choose_widest(boxes, 0) == -1, "none");
 }
 
-int main(void)
-{
+int main(void) {
     char detector[1024];
     snprintf(detector, sizeof(detector), "%s/model/mtcnn_detector/MTCNN_detector.txt",
              test_models_dir());

@@ -19,8 +19,7 @@ enum { MAX_LAYERS = 64, MAX_MAPS = 4096, MAX_KERNEL = 16, MAX_FEATURES = 1 << 20
  * then added to the output, so the split shows in the rounding. */
 enum { GEMM_Q = 384, GEMM_UNROLL_M = 16 };
 
-int fa_cnn_next_panel(int remaining)
-{
+int fa_cnn_next_panel(int remaining) {
     if (remaining >= 2 * GEMM_Q) return GEMM_Q;
     if (remaining > GEMM_Q)
         return ((remaining / 2 + GEMM_UNROLL_M - 1) / GEMM_UNROLL_M) * GEMM_UNROLL_M;
@@ -31,8 +30,7 @@ int fa_cnn_next_panel(int remaining)
 /* Reading */
 
 static fa_status read_count(fa_reader_t *reader, int low, int high, const char *what, int *value,
-                            fa_error_t *error)
-{
+                            fa_error_t *error) {
     int32_t v = 0;
     fa_status status = fa_read_i32(reader, &v, error);
     if (status != FA_OK) return status;
@@ -43,8 +41,7 @@ static fa_status read_count(fa_reader_t *reader, int low, int high, const char *
     return FA_OK;
 }
 
-static fa_status read_float_matrix(fa_reader_t *reader, fa_matrix_t *matrix, fa_error_t *error)
-{
+static fa_status read_float_matrix(fa_reader_t *reader, fa_matrix_t *matrix, fa_error_t *error) {
     fa_status status = fa_read_matbin(reader, matrix, error);
     if (status != FA_OK) return status;
     if (matrix->type != FA_CV_32F) {
@@ -55,8 +52,7 @@ static fa_status read_float_matrix(fa_reader_t *reader, fa_matrix_t *matrix, fa_
     return FA_OK;
 }
 
-static fa_status read_convolution(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error)
-{
+static fa_status read_convolution(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error) {
     fa_status status = read_count(reader, 1, MAX_MAPS, "input map count", &layer->inputs, error);
     if (status == FA_OK)
         status = read_count(reader, 1, MAX_MAPS, "kernel count", &layer->outputs, error);
@@ -105,8 +101,7 @@ static fa_status read_convolution(fa_reader_t *reader, fa_cnn_layer_t *layer, fa
     return status;
 }
 
-fa_status fa_cnn_prepare_layer(fa_cnn_layer_t *layer, const char *name, fa_error_t *error)
-{
+fa_status fa_cnn_prepare_layer(fa_cnn_layer_t *layer, const char *name, fa_error_t *error) {
     free(layer->weights_by_input);
     layer->weights_by_input = NULL;
     if (layer->type == FA_CNN_CONVOLUTION) {
@@ -137,8 +132,8 @@ fa_status fa_cnn_prepare_layer(fa_cnn_layer_t *layer, const char *name, fa_error
     return FA_OK;
 }
 
-static fa_status read_fully_connected(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error)
-{
+static fa_status read_fully_connected(fa_reader_t *reader, fa_cnn_layer_t *layer,
+                                      fa_error_t *error) {
     fa_matrix_t bias = {0}, weights = {0};
     fa_status status = read_float_matrix(reader, &bias, error);
     if (status == FA_OK) status = read_float_matrix(reader, &weights, error);
@@ -170,8 +165,7 @@ static fa_status read_fully_connected(fa_reader_t *reader, fa_cnn_layer_t *layer
     return status;
 }
 
-static fa_status read_prelu(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error)
-{
+static fa_status read_prelu(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error) {
     fa_matrix_t slopes = {0};
     fa_status status = read_float_matrix(reader, &slopes, error);
     if (status != FA_OK) return status;
@@ -190,8 +184,7 @@ static fa_status read_prelu(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error
     return status;
 }
 
-static fa_status read_layer(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error)
-{
+static fa_status read_layer(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error) {
     int32_t type = 0;
     fa_status status = fa_read_i32(reader, &type, error);
     if (status != FA_OK) return status;
@@ -223,8 +216,7 @@ static fa_status read_layer(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error
 }
 
 fa_status fa_cnn_parse(fa_cnn_t *cnn, const char *data, size_t size, const char *name,
-                       fa_error_t *error)
-{
+                       fa_error_t *error) {
     memset(cnn, 0, sizeof(*cnn));
     fa_reader_t reader;
     fa_reader_init(&reader, data, size, name);
@@ -245,8 +237,7 @@ fa_status fa_cnn_parse(fa_cnn_t *cnn, const char *data, size_t size, const char 
     return status;
 }
 
-fa_status fa_cnn_load(fa_cnn_t *cnn, const char *path, fa_error_t *error)
-{
+fa_status fa_cnn_load(fa_cnn_t *cnn, const char *path, fa_error_t *error) {
     char *data = NULL;
     size_t size = 0;
     memset(cnn, 0, sizeof(*cnn));
@@ -257,8 +248,7 @@ fa_status fa_cnn_load(fa_cnn_t *cnn, const char *path, fa_error_t *error)
     return status;
 }
 
-void fa_cnn_release(fa_cnn_t *cnn)
-{
+void fa_cnn_release(fa_cnn_t *cnn) {
     if (!cnn) return;
     for (int i = 0; i < cnn->layer_count; i++) {
         free(cnn->layers[i].weights);
@@ -272,8 +262,7 @@ void fa_cnn_release(fa_cnn_t *cnn)
 /* ------------------------------------------------------------------------------------------ */
 /* Layers */
 
-void fa_cnn_output_shape(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out)
-{
+void fa_cnn_output_shape(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out) {
     out->channels = in->channels, out->height = in->height, out->width = in->width;
     switch (layer->type) {
     case FA_CNN_CONVOLUTION:
@@ -302,8 +291,7 @@ void fa_cnn_output_shape(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_
     }
 }
 
-size_t fa_cnn_convolution_scratch(const fa_cnn_layer_t *layer, const fa_tensor_t *in)
-{
+size_t fa_cnn_convolution_scratch(const fa_cnn_layer_t *layer, const fa_tensor_t *in) {
     /* The fast kernel computes outputs on the input's row stride, 16 at a time, for groups of
      * 4 outputs; then come the column offsets. */
     size_t wide = (size_t)(in->height - layer->kernel_height + 1) * (size_t)in->width;
@@ -315,8 +303,7 @@ size_t fa_cnn_convolution_scratch(const fa_cnn_layer_t *layer, const fa_tensor_t
 /* Output k at pixel (y, x) of a valid cross-correlation, accumulated in OpenBLAS's order: the
  * im2col columns (channel, x, y) in panels, the bias as the last column. */
 static float convolution_at(const fa_cnn_layer_t *layer, const fa_tensor_t *in, int k, int y, int x,
-                            int fused)
-{
+                            int fused) {
     const int kh = layer->kernel_height, kw = layer->kernel_width;
     const int columns = layer->inputs * kh * kw + 1;
     const float *weight = layer->weights + (size_t)k * (size_t)(columns - 1);
@@ -343,8 +330,7 @@ static float convolution_at(const fa_cnn_layer_t *layer, const fa_tensor_t *in, 
 }
 
 static void convolution_reference(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
-                                  fa_tensor_t *out, int fused)
-{
+                                  fa_tensor_t *out, int fused) {
     for (int k = 0; k < out->channels; k++)
         for (int y = 0; y < out->height; y++)
             for (int x = 0; x < out->width; x++)
@@ -353,8 +339,7 @@ static void convolution_reference(const fa_cnn_layer_t *layer, const fa_tensor_t
 }
 
 void fa_cnn_convolution(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out,
-                        float *scratch, fa_cnn_kernels kernels)
-{
+                        float *scratch, fa_cnn_kernels kernels) {
     fa_cnn_output_shape(layer, in, out);
     if (kernels == FA_CNN_KERNELS_AVX2 && fa_cnn_have_avx2())
         fa_cnn_convolution_avx2(layer, in, out, scratch);
@@ -363,8 +348,7 @@ void fa_cnn_convolution(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_t
 }
 
 void fa_cnn_max_pool(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out,
-                     fa_cnn_kernels kernels)
-{
+                     fa_cnn_kernels kernels) {
     fa_cnn_output_shape(layer, in, out);
     const int w = in->width, h = in->height;
     const int fast = kernels == FA_CNN_KERNELS_AVX2 && layer->stride_x == 2 && fa_cnn_have_avx2();
@@ -400,8 +384,7 @@ void fa_cnn_max_pool(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tens
     }
 }
 
-void fa_cnn_prelu(const fa_cnn_layer_t *layer, fa_tensor_t *in_out, fa_cnn_kernels kernels)
-{
+void fa_cnn_prelu(const fa_cnn_layer_t *layer, fa_tensor_t *in_out, fa_cnn_kernels kernels) {
     const float *slopes = layer->weights;
     if (in_out->channels > 1) {
         size_t plane = (size_t)in_out->height * (size_t)in_out->width;
@@ -431,8 +414,7 @@ void fa_cnn_prelu(const fa_cnn_layer_t *layer, fa_tensor_t *in_out, fa_cnn_kerne
 
 /* Dot product with OpenBLAS's panels and FMA, the output starting at the bias (OpenCV hands
  * cblas_sgemm the bias as C with beta = 1). */
-static float dot_blas(const float *w, const float *x, int n, float bias, int fused)
-{
+static float dot_blas(const float *w, const float *x, int n, float bias, int fused) {
     float total = bias;
     for (int start = 0; start < n;) {
         int end = start + fa_cnn_next_panel(n - start);
@@ -446,8 +428,7 @@ static float dot_blas(const float *w, const float *x, int n, float bias, int fus
 }
 
 /* OpenCV's own gemm (used for matrices with fewer than 100 rows) accumulates in double. */
-static double dot_double(const float *w, const float *x, size_t stride, int n)
-{
+static double dot_double(const float *w, const float *x, size_t stride, int n) {
     double sum = 0.0;
     for (int i = 0; i < n; i++)
         sum += (double)w[i] * (double)x[(size_t)i * stride];
@@ -455,8 +436,7 @@ static double dot_double(const float *w, const float *x, size_t stride, int n)
 }
 
 void fa_cnn_fully_connected(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out,
-                            fa_cnn_kernels kernels)
-{
+                            fa_cnn_kernels kernels) {
     fa_cnn_output_shape(layer, in, out);
     const int n = layer->inputs;
     const int blas = layer->outputs >= 100; /* OpenCV's threshold for calling BLAS */
@@ -498,8 +478,7 @@ void fa_cnn_fully_connected(const fa_cnn_layer_t *layer, const fa_tensor_t *in, 
     }
 }
 
-void fa_cnn_sigmoid(fa_tensor_t *in_out)
-{
+void fa_cnn_sigmoid(fa_tensor_t *in_out) {
     size_t count = (size_t)in_out->channels * (size_t)in_out->height * (size_t)in_out->width;
     for (size_t i = 0; i < count; i++)
         in_out->data[i] = (float)(1.0 / (1.0 + (double)expf(-in_out->data[i])));
@@ -508,21 +487,18 @@ void fa_cnn_sigmoid(fa_tensor_t *in_out)
 /* ------------------------------------------------------------------------------------------ */
 /* Inference */
 
-static size_t tensor_size(const fa_tensor_t *t)
-{
+static size_t tensor_size(const fa_tensor_t *t) {
     return (size_t)t->channels * (size_t)t->height * (size_t)t->width;
 }
 
-void fa_cnn_workspace_release(fa_cnn_workspace_t *workspace)
-{
+void fa_cnn_workspace_release(fa_cnn_workspace_t *workspace) {
     for (int i = 0; i < 3; i++)
         free(workspace->buffers[i]);
     memset(workspace, 0, sizeof(*workspace));
 }
 
 static fa_status check_shapes(const fa_cnn_t *cnn, const fa_tensor_t *input, size_t *needed,
-                              fa_error_t *error)
-{
+                              fa_error_t *error) {
     fa_tensor_t shape = *input;
     size_t most = tensor_size(input);
     for (int i = 0; i < cnn->layer_count; i++) {
@@ -552,8 +528,7 @@ static fa_status check_shapes(const fa_cnn_t *cnn, const fa_tensor_t *input, siz
 
 fa_status fa_cnn_forward(const fa_cnn_t *cnn, fa_cnn_workspace_t *workspace,
                          const fa_tensor_t *input, fa_cnn_kernels kernels, fa_tensor_t *output,
-                         fa_error_t *error)
-{
+                         fa_error_t *error) {
     size_t needed = 0;
     fa_status status = check_shapes(cnn, input, &needed, error);
     if (status != FA_OK) return status;

@@ -11,8 +11,7 @@
 #define FA_HAVE_X86 1
 #endif
 
-int fa_cnn_have_avx2(void)
-{
+int fa_cnn_have_avx2(void) {
 #if FA_HAVE_X86
     /* No cached flag: a plain static written on first use would be a data race between threads.
      * __builtin_cpu_init returns at once after the first call. */
@@ -29,8 +28,7 @@ int fa_cnn_have_avx2(void)
 /* Sums columns [start, end) for 4 outputs at 16 positions: a = the input at base + offset,
  * weights 4 per column. */
 static inline FA_TARGET void panel(const float *base, const int32_t *offsets, const float *weights,
-                                   int start, int end, __m256 sum[8])
-{
+                                   int start, int end, __m256 sum[8]) {
     for (int j = 0; j < 8; j++)
         sum[j] = _mm256_setzero_ps();
     for (int column = start; column < end; column++) {
@@ -49,8 +47,7 @@ static inline FA_TARGET void panel(const float *base, const int32_t *offsets, co
 }
 
 FA_TARGET void fa_cnn_convolution_avx2(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
-                                       fa_tensor_t *out, float *scratch)
-{
+                                       fa_tensor_t *out, float *scratch) {
     /* Computing on the input's grid (row stride = input width) turns every im2col column into a
      * shifted view of an input map; the columns past the output width are dropped afterwards. */
     const int kh = layer->kernel_height, kw = layer->kernel_width;
@@ -100,8 +97,7 @@ FA_TARGET void fa_cnn_convolution_avx2(const fa_cnn_layer_t *layer, const fa_ten
 }
 
 /* Even lanes of 16 floats at p: p[0], p[2], ..., p[14]. */
-static inline FA_TARGET __m256 load_even(const float *p)
-{
+static inline FA_TARGET __m256 load_even(const float *p) {
     __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
     __m256 mixed = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
     return _mm256_castpd_ps(
@@ -109,8 +105,7 @@ static inline FA_TARGET __m256 load_even(const float *p)
 }
 
 FA_TARGET int fa_cnn_max_pool_row_avx2(const float *row, int width, int kernel_width,
-                                       int kernel_height, int rows, int out_width, float *dst)
-{
+                                       int kernel_height, int rows, int out_width, float *dst) {
     /* Outputs whose horizontal stride-2 windows lie inside the row, 8 at a time, with the
      * scalar rule per lane: scan x outer, y inner, replace the best only if strictly greater. */
     int ox = 0;
@@ -127,8 +122,7 @@ FA_TARGET int fa_cnn_max_pool_row_avx2(const float *row, int width, int kernel_w
     return ox;
 }
 
-FA_TARGET void fa_cnn_prelu_avx2(float *data, size_t count, float slope)
-{
+FA_TARGET void fa_cnn_prelu_avx2(float *data, size_t count, float slope) {
     const __m256 zero = _mm256_setzero_ps(), s = _mm256_set1_ps(slope);
     size_t i = 0;
     for (; i + 8 <= count; i += 8) {
@@ -140,8 +134,8 @@ FA_TARGET void fa_cnn_prelu_avx2(float *data, size_t count, float slope)
         data[i] = data[i] >= 0.0f ? data[i] : data[i] * slope;
 }
 
-FA_TARGET void fa_cnn_fully_connected_avx2(const fa_cnn_layer_t *layer, const float *x, float *out)
-{
+FA_TARGET void fa_cnn_fully_connected_avx2(const fa_cnn_layer_t *layer, const float *x,
+                                           float *out) {
     const int n = layer->inputs, padded = layer->padded_outputs;
     for (int o = 0; o < padded; o += 8) {
         const int count = layer->outputs - o < 8 ? layer->outputs - o : 8;
@@ -166,23 +160,19 @@ FA_TARGET void fa_cnn_fully_connected_avx2(const fa_cnn_layer_t *layer, const fl
 
 #else
 int fa_cnn_max_pool_row_avx2(const float *row, int width, int kernel_width, int kernel_height,
-                             int rows, int out_width, float *dst)
-{
+                             int rows, int out_width, float *dst) {
     (void)row, (void)width, (void)kernel_width, (void)kernel_height, (void)rows, (void)out_width,
         (void)dst;
     return 0;
 }
-void fa_cnn_prelu_avx2(float *data, size_t count, float slope)
-{
+void fa_cnn_prelu_avx2(float *data, size_t count, float slope) {
     (void)data, (void)count, (void)slope;
 }
 void fa_cnn_convolution_avx2(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out,
-                             float *scratch)
-{
+                             float *scratch) {
     (void)layer, (void)in, (void)out, (void)scratch;
 }
-void fa_cnn_fully_connected_avx2(const fa_cnn_layer_t *layer, const float *x, float *out)
-{
+void fa_cnn_fully_connected_avx2(const fa_cnn_layer_t *layer, const float *x, float *out) {
     (void)layer, (void)x, (void)out;
 }
 #endif
