@@ -13,17 +13,79 @@
 
 enum { MAX_LAYERS = 64, MAX_MAPS = 4096, MAX_KERNEL = 16, MAX_FEATURES = 1 << 20 };
 
-/* OpenBLAS 0.3.21 (Haswell kernels, as picked on the reference machines) splits the inner
- * dimension of sgemm into panels: 384 at a time, except that a remainder between 384 and 768 is
- * cut in two halves rounded up to a multiple of 16. Each panel is accumulated from zero and
- * then added to the output, so the split shows in the rounding. */
-enum { GEMM_Q = 384, GEMM_UNROLL_M = 16 };
+/* OpenBLAS 0.3.21's SkylakeX sgemm (see cnn.h). The blocked path splits the inner dimension
+ * into panels: 448 at a time, except that a remainder between 448 and 896 is cut in two halves
+ * rounded up to a multiple of 16 (driver/level3/level3.c with SkylakeX's GEMM_Q and
+ * GEMM_UNROLL_M). */
+enum { GEMM_Q = 448, GEMM_UNROLL_M = 16, SMALL_LANES = 16 };
 
-int fa_cnn_next_panel(int remaining) {
+int fa_cnn_sgemm_is_small(int m, int n, int k) {
+    return (double)m * (double)n * (double)k <= 1e6;
+}
+
+int fa_cnn_next_panel(int small, int remaining) {
+    if (small) return remaining;
     if (remaining >= 2 * GEMM_Q) return GEMM_Q;
     if (remaining > GEMM_Q)
         return ((remaining / 2 + GEMM_UNROLL_M - 1) / GEMM_UNROLL_M) * GEMM_UNROLL_M;
     return remaining;
+}
+
+int fa_cnn_sgemm_uses_lanes(int m, int k, int row) {
+    const int rest = m % SMALL_LANES;
+    return rest >= 1 && rest <= 8 && k >= 32 && row >= m - rest;
+}
+
+/* The two orders in which the small kernel adds its 16 lanes. Groups of four: pairs, then pairs
+ * of pairs, then (q0 + q1) + (q2 + q3). Halves (GCC's _mm512_reduce_add_ps): lane l + lane l+8,
+ * then l + l+4, then (0 + 2) + (1 + 3). */
+static float reduce_by_quads(const float x[SMALL_LANES]) {
+    float q[4];
+    for (int i = 0; i < 4; i++)
+        q[i] = (x[4 * i] + x[4 * i + 1]) + (x[4 * i + 2] + x[4 * i + 3]);
+    return (q[0] + q[1]) + (q[2] + q[3]);
+}
+
+static float reduce_by_halves(const float x[SMALL_LANES]) {
+    float eight[8], four[4];
+    for (int i = 0; i < 8; i++)
+        eight[i] = x[i + 8] + x[i];
+    for (int i = 0; i < 4; i++)
+        four[i] = eight[i + 4] + eight[i];
+    return (four[0] + four[2]) + (four[1] + four[3]);
+}
+
+int fa_cnn_sgemm_lanes_by_quads(int m, int n, int row, int column) {
+    return row < (m & ~3) || column < (n & ~3);
+}
+
+/* Element (row, column) of column-major C = A B (+ C when add_c), alpha = 1, as OpenBLAS
+ * computes it for an m x n x k product: a holds the row of A, b the column of B (k terms each).
+ * fused = 0 rounds every product (for measuring only). */
+static float sgemm_element(const float *a, const float *b, int m, int n, int k, int row, int column,
+                           int add_c, float c, int fused) {
+    const int small = fa_cnn_sgemm_is_small(m, n, k);
+    if (small && fa_cnn_sgemm_uses_lanes(m, k, row)) {
+        float lanes[SMALL_LANES] = {0};
+        for (int i = 0; i < k; i++)
+            lanes[i % SMALL_LANES] = fused ? fmaf(a[i], b[i], lanes[i % SMALL_LANES])
+                                           : lanes[i % SMALL_LANES] + a[i] * b[i];
+        float sum = fa_cnn_sgemm_lanes_by_quads(m, n, row, column) ? reduce_by_quads(lanes)
+                                                                   : reduce_by_halves(lanes);
+        return add_c ? c + sum : sum;
+    }
+    /* One accumulator per panel; the blocked path first sets C to 0 when there is no C to add
+     * (beta = 0), then adds each panel to it. */
+    float total = add_c ? c : 0.0f;
+    for (int start = 0; start < k;) {
+        const int end = start + fa_cnn_next_panel(small, k - start);
+        float sum = 0.0f;
+        for (int i = start; i < end; i++)
+            sum = fused ? fmaf(a[i], b[i], sum) : sum + a[i] * b[i];
+        total = small && !add_c ? sum : sum + total;
+        start = end;
+    }
+    return total;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -296,55 +358,58 @@ size_t fa_cnn_convolution_scratch(const fa_cnn_layer_t *layer, const fa_tensor_t
      * 4 outputs; then come the column offsets. */
     size_t wide = (size_t)(in->height - layer->kernel_height + 1) * (size_t)in->width;
     size_t outputs = (size_t)(layer->outputs + 3) / 4 * 4;
-    return outputs * ((wide + 15) / 16 * 16) +
-           (size_t)(layer->inputs * layer->kernel_height * layer->kernel_width) + FA_CNN_PADDING;
+    size_t columns = (size_t)(layer->inputs * layer->kernel_height * layer->kernel_width) + 1;
+    size_t fast = outputs * ((wide + 15) / 16 * 16) + columns;
+    /* The reference kernels lay out a weight row and a pixel's column. */
+    return (fast > 2 * columns ? fast : 2 * columns) + FA_CNN_PADDING;
 }
 
-/* Output k at pixel (y, x) of a valid cross-correlation, accumulated in OpenBLAS's order: the
- * im2col columns (channel, x, y) in panels, the bias as the last column. */
-static float convolution_at(const fa_cnn_layer_t *layer, const fa_tensor_t *in, int k, int y, int x,
-                            int fused) {
+/* Output k of a valid cross-correlation as OpenFace's sgemm computes it: M = outputs, N =
+ * pixels, K = the im2col columns (channel, x, y) and a last column of ones meeting the bias. The
+ * weight row and each pixel's column are laid out in scratch (2 K floats). */
+static void convolution_output_reference(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
+                                         fa_tensor_t *out, int k, float *scratch, int fused) {
     const int kh = layer->kernel_height, kw = layer->kernel_width;
-    const int columns = layer->inputs * kh * kw + 1;
-    const float *weight = layer->weights + (size_t)k * (size_t)(columns - 1);
+    const int columns = layer->inputs * kh * kw + 1, pixels = out->height * out->width;
+    float *weights = scratch, *column = scratch + columns;
+    memcpy(weights, layer->weights + (size_t)k * (size_t)(columns - 1),
+           sizeof(float) * (size_t)(columns - 1));
+    weights[columns - 1] = layer->bias[k];
     const size_t plane = (size_t)in->height * (size_t)in->width;
-    float total = 0.0f, sum = 0.0f;
-    int column = 0, panel_end = fa_cnn_next_panel(columns), first = 1;
-    for (int c = 0; c <= layer->inputs; c++) {
-        const float *map = in->data + (size_t)c * plane + (size_t)y * (size_t)in->width + (size_t)x;
-        for (int xx = 0; xx < (c < layer->inputs ? kw : 1); xx++) {
-            for (int yy = 0; yy < (c < layer->inputs ? kh : 1); yy++) {
-                float value = 1.0f, w = layer->bias[k]; /* the bias column after the data */
-                if (c < layer->inputs)
-                    value = map[(size_t)yy * (size_t)in->width + (size_t)xx], w = *weight++;
-                sum = fused ? fmaf(value, w, sum) : sum + value * w;
-                if (++column == panel_end) {
-                    total = first ? sum : total + sum;
-                    first = 0, sum = 0.0f;
-                    if (column < columns) panel_end += fa_cnn_next_panel(columns - column);
-                }
+    for (int y = 0; y < out->height; y++)
+        for (int x = 0; x < out->width; x++) {
+            int i = 0;
+            for (int c = 0; c < layer->inputs; c++) {
+                const float *map =
+                    in->data + (size_t)c * plane + (size_t)y * (size_t)in->width + (size_t)x;
+                for (int xx = 0; xx < kw; xx++)
+                    for (int yy = 0; yy < kh; yy++)
+                        column[i++] = map[(size_t)yy * (size_t)in->width + (size_t)xx];
             }
+            column[i] = 1.0f;
+            out->data[((size_t)k * (size_t)out->height + (size_t)y) * (size_t)out->width +
+                      (size_t)x] = sgemm_element(weights, column, layer->outputs, pixels, columns,
+                                                 k, y * out->width + x, 0, 0.0f, fused);
         }
-    }
-    return total;
-}
-
-static void convolution_reference(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
-                                  fa_tensor_t *out, int fused) {
-    for (int k = 0; k < out->channels; k++)
-        for (int y = 0; y < out->height; y++)
-            for (int x = 0; x < out->width; x++)
-                out->data[((size_t)k * (size_t)out->height + (size_t)y) * (size_t)out->width +
-                          (size_t)x] = convolution_at(layer, in, k, y, x, fused);
 }
 
 void fa_cnn_convolution(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out,
                         float *scratch, fa_cnn_kernels kernels) {
     fa_cnn_output_shape(layer, in, out);
-    if (kernels == FA_CNN_KERNELS_AVX2 && fa_cnn_have_avx2())
+    const int columns = layer->inputs * layer->kernel_height * layer->kernel_width + 1;
+    int first_reference = 0;
+    if (kernels == FA_CNN_KERNELS_AVX2 && fa_cnn_have_avx2()) {
         fa_cnn_convolution_avx2(layer, in, out, scratch);
-    else
-        convolution_reference(layer, in, out, kernels != FA_CNN_KERNELS_UNFUSED);
+        /* The kernel sums with one accumulator per output; the few rows that OpenBLAS's small
+         * kernel sums in 16 lanes (none in OpenFace's networks) are redone here. */
+        first_reference = layer->outputs;
+        if (fa_cnn_sgemm_is_small(layer->outputs, out->height * out->width, columns))
+            while (first_reference > 0 &&
+                   fa_cnn_sgemm_uses_lanes(layer->outputs, columns, first_reference - 1))
+                first_reference--;
+    }
+    for (int k = first_reference; k < out->channels; k++)
+        convolution_output_reference(layer, in, out, k, scratch, kernels != FA_CNN_KERNELS_UNFUSED);
 }
 
 void fa_cnn_max_pool(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out,
@@ -412,21 +477,6 @@ void fa_cnn_prelu(const fa_cnn_layer_t *layer, fa_tensor_t *in_out, fa_cnn_kerne
     }
 }
 
-/* Dot product with OpenBLAS's panels and FMA, the output starting at the bias (OpenCV hands
- * cblas_sgemm the bias as C with beta = 1). */
-static float dot_blas(const float *w, const float *x, int n, float bias, int fused) {
-    float total = bias;
-    for (int start = 0; start < n;) {
-        int end = start + fa_cnn_next_panel(n - start);
-        float sum = 0.0f;
-        for (int i = start; i < end; i++)
-            sum = fused ? fmaf(w[i], x[i], sum) : sum + w[i] * x[i];
-        total = sum + total;
-        start = end;
-    }
-    return total;
-}
-
 /* OpenCV's own gemm (used for matrices with fewer than 100 rows) accumulates in double. */
 static double dot_double(const float *w, const float *x, size_t stride, int n) {
     double sum = 0.0;
@@ -469,12 +519,15 @@ void fa_cnn_fully_connected(const fa_cnn_layer_t *layer, const fa_tensor_t *in, 
         fa_cnn_fully_connected_avx2(layer, x, out->data);
         return;
     }
+    /* OpenCV hands cblas_sgemm the row-major weights * x + bias: OpenBLAS sees column-major
+     * C (1 x outputs) = x^T (1 x inputs) W^T (inputs x outputs), beta = 1 with the bias as C. */
     for (int o = 0; o < layer->outputs; o++) {
         const float *w = layer->weights + (size_t)o * (size_t)n;
         if (!blas)
             out->data[o] = (float)(dot_double(w, x, 1, n) + (double)layer->bias[o]);
         else
-            out->data[o] = dot_blas(w, x, n, layer->bias[o], kernels != FA_CNN_KERNELS_UNFUSED);
+            out->data[o] = sgemm_element(x, w, 1, layer->outputs, n, 0, o, 1, layer->bias[o],
+                                         kernels != FA_CNN_KERNELS_UNFUSED);
     }
 }
 
