@@ -3,9 +3,9 @@
  * 0.3.21 itself, loaded with dlopen and forced onto its SkylakeX kernels, bit for bit: every
  * such layer of PNet, RNet and ONet on the shapes a 640x480 and a 1280x720 frame give, with
  * faceau's reference and AVX2 kernels; then synthetic layers that reach the parts of the model
- * OpenFace's networks do not (16-lane rows, inner dimensions of 385-448 and of three panels). The
- * library part is skipped, with a message, when the CPU lacks AVX-512 or the library is missing
- * or another version. */
+ * OpenFace's networks do not (16-lane rows, inner dimensions of 385-448 and of three panels). All
+ * is skipped, with a message, when the CPU lacks AVX-512 or the library is missing or another
+ * version; test_mtcnn compares the AVX2 kernels with the C ones regardless. */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
