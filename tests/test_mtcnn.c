@@ -14,21 +14,18 @@
 #include <errno.h>
 #include <sys/stat.h>
 
-static int mkdir_p_ok(const char *directory)
-{
+static int mkdir_p_ok(const char *directory) {
     return mkdir(directory, 0755) == 0 || errno == EEXIST;
 }
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
 
-static float random_uniform(float low, float high)
-{
+static float random_uniform(float low, float high) {
     rng_state ^= rng_state << 13, rng_state ^= rng_state >> 7, rng_state ^= rng_state << 17;
     return low + (high - low) * (float)((rng_state >> 40) * (1.0 / 16777216.0));
 }
 
-static fa_tensor_t random_tensor(int channels, int height, int width)
-{
+static fa_tensor_t random_tensor(int channels, int height, int width) {
     fa_tensor_t t = {channels, height, width, NULL};
     size_t n = (size_t)channels * (size_t)height * (size_t)width;
     t.data = malloc(sizeof(float) * (n + FA_CNN_PADDING));
@@ -37,29 +34,25 @@ static fa_tensor_t random_tensor(int channels, int height, int width)
     return t;
 }
 
-static float *output_buffer(size_t n)
-{
+static float *output_buffer(size_t n) {
     float *data = malloc(sizeof(float) * (n + FA_CNN_PADDING));
     for (size_t i = 0; i < n + FA_CNN_PADDING; i++)
         data[i] = NAN;
     return data;
 }
 
-static size_t tensor_count(const fa_tensor_t *t)
-{
+static size_t tensor_count(const fa_tensor_t *t) {
     return (size_t)t->channels * (size_t)t->height * (size_t)t->width;
 }
 
-static double at(const fa_tensor_t *t, int c, int y, int x)
-{
+static double at(const fa_tensor_t *t, int c, int y, int x) {
     return t->data[((size_t)c * (size_t)t->height + (size_t)y) * (size_t)t->width + (size_t)x];
 }
 
 /* Any float summation order of n terms is within gamma_n * sum|terms| of the exact sum
  * (Higham, Accuracy and Stability, §3.1), plus one rounding of the result; that bound is what
  * the layer checks allow, whatever order OpenBLAS and the kernels use. */
-static int within_sum_bound(double value, double exact, double magnitude, int terms)
-{
+static int within_sum_bound(double value, double exact, double magnitude, int terms) {
     const double u = 0x1p-24;
     double gamma = (terms + 1) * u / (1.0 - (terms + 1) * u);
     return fabs(value - exact) <= gamma * magnitude + u * fabs(exact) + 1e-30;
@@ -68,8 +61,7 @@ static int within_sum_bound(double value, double exact, double magnitude, int te
 /* ----- float64 direct layers ----- */
 
 static int check_convolution(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
-                             fa_cnn_kernels kernels, const char *what)
-{
+                             fa_cnn_kernels kernels, const char *what) {
     fa_tensor_t out = *in;
     fa_cnn_output_shape(layer, in, &out);
     out.data = output_buffer(tensor_count(&out));
@@ -105,8 +97,7 @@ static int check_convolution(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
 }
 
 static void check_max_pool(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
-                           fa_cnn_kernels kernels, const char *what)
-{
+                           fa_cnn_kernels kernels, const char *what) {
     fa_tensor_t out = *in;
     /* OpenFace: round((in - k) / s) + 1, half away from zero. */
     int expected_w =
@@ -136,8 +127,7 @@ static void check_max_pool(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
 }
 
 static void check_prelu(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_cnn_kernels kernels,
-                        const char *what)
-{
+                        const char *what) {
     fa_tensor_t out = *in;
     out.data = output_buffer(tensor_count(in));
     memcpy(out.data, in->data, sizeof(float) * tensor_count(in));
@@ -155,8 +145,7 @@ static void check_prelu(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_c
 }
 
 static void check_fully_connected(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
-                                  fa_cnn_kernels kernels, const char *what)
-{
+                                  fa_cnn_kernels kernels, const char *what) {
     fa_tensor_t out = *in;
     fa_cnn_output_shape(layer, in, &out);
     out.data = output_buffer(tensor_count(&out) + tensor_count(in));
@@ -194,8 +183,7 @@ static void check_fully_connected(const fa_cnn_layer_t *layer, const fa_tensor_t
 
 /* Runs every layer of a network on random inputs of the shapes it sees, against the float64
  * layers, with both kernel sets. */
-static void check_network(const fa_cnn_t *cnn, int height, int width, const char *name)
-{
+static void check_network(const fa_cnn_t *cnn, int height, int width, const char *name) {
     fa_tensor_t shape = {3, height, width, NULL};
     for (int i = 0; i < cnn->layer_count; i++) {
         const fa_cnn_layer_t *layer = &cnn->layers[i];
@@ -231,8 +219,8 @@ static void check_network(const fa_cnn_t *cnn, int height, int width, const char
 
 /* ----- synthetic layers: odd sizes, remainders, long inner dimensions ----- */
 
-static fa_cnn_layer_t random_layer(fa_cnn_layer_type type, int inputs, int outputs, int kh, int kw)
-{
+static fa_cnn_layer_t random_layer(fa_cnn_layer_type type, int inputs, int outputs, int kh,
+                                   int kw) {
     fa_cnn_layer_t layer = {0};
     layer.type = type, layer.inputs = inputs, layer.outputs = outputs;
     layer.kernel_height = kh, layer.kernel_width = kw;
@@ -248,21 +236,19 @@ static fa_cnn_layer_t random_layer(fa_cnn_layer_type type, int inputs, int outpu
     return layer;
 }
 
-static void free_layer(fa_cnn_layer_t *layer)
-{
+static void free_layer(fa_cnn_layer_t *layer) {
     free(layer->weights);
     free(layer->bias);
     free(layer->weights_by_input);
 }
 
-static void test_fast_equals_reference(void)
-{
+static void test_fast_equals_reference(void) {
     if (!fa_cnn_have_avx2()) {
         fprintf(stderr, "note: no AVX2/FMA on this CPU; fast kernels not tested\n");
         return;
     }
     /* (inputs, outputs, kh, kw, height, width): remainders of 4 outputs and 16 pixels, non-square
-     * kernels, and inner dimensions above OpenBLAS's 384-column panel (577, 1153). */
+     * kernels, and inner dimensions above OpenBLAS's 448-column panel (577, 1153). */
     static const int cases[][6] = {{3, 10, 3, 3, 12, 12},  {5, 7, 2, 3, 9, 17},
                                    {10, 16, 3, 3, 31, 29}, {64, 64, 3, 3, 9, 9},
                                    {1, 1, 1, 1, 1, 1},     {28, 48, 3, 3, 11, 11},
@@ -324,8 +310,7 @@ static void test_fast_equals_reference(void)
 
 /* ----- resize ----- */
 
-static void test_resize(void)
-{
+static void test_resize(void) {
     /* Exactness against cv::resize itself was measured in a scratch build (400 random sizes, all
      * equal bit for bit); here: constant images stay constant; an exact halving averages 2x2
      * blocks; an upscale of a ramp interpolates linearly with edges clamped. */
@@ -354,10 +339,9 @@ static void test_resize(void)
 
 /* The 8-bit resize (rows converted as they are needed) equals the float resize of the whole
  * image converted first, bit for bit, for BGR and gray sources, halving and bilinear. */
-static void test_resize_bytes(void)
-{
-    static const int sizes[][4] = {{37, 23, 7, 5}, {40, 30, 20, 15}, {64, 48, 13, 10},
-                                   {17, 9, 40, 21}, {1, 1, 12, 12}, {33, 17, 12, 12}};
+static void test_resize_bytes(void) {
+    static const int sizes[][4] = {{37, 23, 7, 5},  {40, 30, 20, 15}, {64, 48, 13, 10},
+                                   {17, 9, 40, 21}, {1, 1, 12, 12},   {33, 17, 12, 12}};
     unsigned seed = 12345;
     for (size_t t = 0; t < sizeof sizes / sizeof *sizes; t++)
         for (int channels = 1; channels <= 3; channels += 2) {
@@ -377,7 +361,8 @@ static void test_resize_bytes(void)
                                 (uint8_t)(seed >> 16);
                         }
                         floats[(y * w + x) * 3 + c] =
-                            bytes[(size_t)y * stride + (size_t)(x * channels + (channels == 3 ? c : 0))];
+                            bytes[(size_t)y * stride +
+                                  (size_t)(x * channels + (channels == 3 ? c : 0))];
                     }
             fa_resize_linear(floats, w, h, (size_t)w * 3, 3, expected, dw, dh, scratch);
             fa_resize_linear_bytes(bytes, w, h, stride, channels, got, dw, dh, scratch);
@@ -390,8 +375,7 @@ static void test_resize_bytes(void)
 
 /* ----- model reader ----- */
 
-static void test_damaged_models(const char *directory)
-{
+static void test_damaged_models(const char *directory) {
     char path[2048];
     snprintf(path, sizeof(path), "%s/PNet.dat", directory);
     char *data = NULL;
@@ -449,8 +433,7 @@ typedef struct expected_box {
 } expected_box_t;
 
 static const fa_image_t *first_frame(fa_source_t **source, const char *relative,
-                                     fa_source_kind kind)
-{
+                                     fa_source_kind kind) {
     fa_error_t error = {0};
     const fa_image_t *frame = NULL;
     double timestamp = 0;
@@ -463,8 +446,7 @@ static const fa_image_t *first_frame(fa_source_t **source, const char *relative,
 }
 
 static int detect(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace, const fa_image_t *image,
-                  fa_cnn_kernels kernels, fa_box_t *boxes, int max_boxes)
-{
+                  fa_cnn_kernels kernels, fa_box_t *boxes, int max_boxes) {
     fa_mtcnn_settings_t settings;
     fa_mtcnn_default_settings(&settings);
     settings.kernels = kernels;
@@ -476,62 +458,80 @@ static int detect(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace, cons
     return count;
 }
 
-/* The chosen face of frame 1 must be OpenFace's eyebrow-to-chin box around the landmarks OpenFace
- * tracked from it, and equal (to 0.01 px) the box OpenFace's own detector code gives on this frame
- * (measured once with OpenFace 2.2's FaceDetectorMTCNN.cpp built against OpenCV 4.6 and OpenBLAS
- * 0.3.21). */
-static void check_video(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace, const char *video,
-                        const char *csv_path, expected_box_t openface)
-{
+/* Whether a box is exactly (bit for bit) the expected one. */
+static int same_box(const fa_box_t *box, expected_box_t expected) {
+    return box->x == expected.x && box->y == expected.y && box->width == expected.width &&
+           box->height == expected.height;
+}
+
+/* Every box of the first frame must be the one OpenFace's own detector code gives, bit for bit:
+ * OpenFace 2.2 built against OpenCV 4.6 and OpenBLAS 0.3.21 running its SkylakeX kernels (the
+ * reference machine's, docs/FIDELITY.md), printed with %.9g, which round-trips a float. */
+static void check_openface_boxes(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace,
+                                 const char *path, fa_source_kind kind,
+                                 const expected_box_t *openface, int openface_count) {
     fa_source_t *source = NULL;
-    const fa_image_t *frame = first_frame(&source, video, FA_SOURCE_VIDEO);
+    const fa_image_t *frame = first_frame(&source, path, kind);
     if (!frame) return;
     fa_box_t boxes[16];
     for (int kernels = FA_CNN_KERNELS_REFERENCE; kernels <= FA_CNN_KERNELS_AVX2; kernels++) {
         int count = detect(mtcnn, workspace, frame, (fa_cnn_kernels)kernels, boxes, 16);
-        int chosen = fa_mtcnn_choose_widest(boxes, count < 16 ? count : 16);
-        CHECK(count == 1 && chosen == 0, "%s: %d faces", video, count);
-        if (chosen < 0) continue;
-        const fa_box_t *b = &boxes[chosen];
-        CHECK(fabsf(b->x - openface.x) < 0.01f && fabsf(b->y - openface.y) < 0.01f &&
-                  fabsf(b->width - openface.width) < 0.01f &&
-                  fabsf(b->height - openface.height) < 0.01f,
-              "%s: box %.4f %.4f %.4f %.4f, OpenFace %.4f %.4f %.4f %.4f", video, b->x, b->y,
-              b->width, b->height, openface.x, openface.y, openface.width, openface.height);
-        CHECK(b->confidence > 0.99f, "%s: confidence %g", video, b->confidence);
-
-        test_csv_t csv = {0};
-        if (test_csv_load(test_shared_path(csv_path), &csv) != 0) {
-            CHECK(0, "cannot read %s", csv_path);
-            continue;
-        }
-        double min_x = 1e9, max_x = -1e9, brow = 1e9, chin;
-        for (int i = 0; i < 68; i++) {
-            char name[16];
-            snprintf(name, sizeof(name), "x_%d", i);
-            double x = test_csv_value(&csv, 0, test_csv_column(&csv, name));
-            snprintf(name, sizeof(name), "y_%d", i);
-            double y = test_csv_value(&csv, 0, test_csv_column(&csv, name));
-            if (x < min_x) min_x = x;
-            if (x > max_x) max_x = x;
-            if (i >= 17 && i <= 26 && y < brow) brow = y;
-        }
-        chin = test_csv_value(&csv, 0, test_csv_column(&csv, "y_8"));
-        /* Each side within 10% of the box size: jaw ends at the left and right edges, brows at
-         * the top, chin at the bottom. */
-        double tx = 0.1 * b->width, ty = 0.1 * b->height;
-        CHECK(fabs(min_x - b->x) < tx && fabs(max_x - (b->x + b->width)) < tx &&
-                  fabs(brow - b->y) < ty && fabs(chin - (b->y + b->height)) < ty,
-              "%s: landmarks x %.1f..%.1f brow %.1f chin %.1f vs box %.1f %.1f %.1f %.1f", video,
-              min_x, max_x, brow, chin, b->x, b->y, b->width, b->height);
-        test_csv_free(&csv);
+        CHECK(count == openface_count, "%s: %d faces, OpenFace %d", path, count, openface_count);
+        for (int i = 0; i < count && i < openface_count; i++)
+            CHECK(same_box(&boxes[i], openface[i]),
+                  "%s, kernels %d: box %d is %.9g %.9g %.9g %.9g, OpenFace %.9g %.9g %.9g %.9g",
+                  path, kernels, i, boxes[i].x, boxes[i].y, boxes[i].width, boxes[i].height,
+                  openface[i].x, openface[i].y, openface[i].width, openface[i].height);
     }
     fa_source_close(source);
 }
 
+/* The chosen face of frame 1 must be OpenFace's box (above) and OpenFace's eyebrow-to-chin box
+ * around the landmarks OpenFace tracked from it. */
+static void check_video(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace, const char *video,
+                        const char *csv_path, expected_box_t openface) {
+    check_openface_boxes(mtcnn, workspace, video, FA_SOURCE_VIDEO, &openface, 1);
+    fa_source_t *source = NULL;
+    const fa_image_t *frame = first_frame(&source, video, FA_SOURCE_VIDEO);
+    if (!frame) return;
+    fa_box_t boxes[16];
+    int count = detect(mtcnn, workspace, frame, FA_CNN_KERNELS_AUTO, boxes, 16);
+    fa_source_close(source);
+    int chosen = fa_mtcnn_choose_widest(boxes, count < 16 ? count : 16);
+    CHECK(count == 1 && chosen == 0, "%s: %d faces", video, count);
+    if (chosen < 0) return;
+    const fa_box_t *b = &boxes[chosen];
+    CHECK(b->confidence > 0.99f, "%s: confidence %g", video, b->confidence);
+
+    test_csv_t csv = {0};
+    if (test_csv_load(test_shared_path(csv_path), &csv) != 0) {
+        CHECK(0, "cannot read %s", csv_path);
+        return;
+    }
+    double min_x = 1e9, max_x = -1e9, brow = 1e9, chin;
+    for (int i = 0; i < 68; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "x_%d", i);
+        double x = test_csv_value(&csv, 0, test_csv_column(&csv, name));
+        snprintf(name, sizeof(name), "y_%d", i);
+        double y = test_csv_value(&csv, 0, test_csv_column(&csv, name));
+        if (x < min_x) min_x = x;
+        if (x > max_x) max_x = x;
+        if (i >= 17 && i <= 26 && y < brow) brow = y;
+    }
+    chin = test_csv_value(&csv, 0, test_csv_column(&csv, "y_8"));
+    /* Each side within 10% of the box size: jaw ends at the left and right edges, brows at the
+     * top, chin at the bottom. */
+    double tx = 0.1 * b->width, ty = 0.1 * b->height;
+    CHECK(fabs(min_x - b->x) < tx && fabs(max_x - (b->x + b->width)) < tx &&
+              fabs(brow - b->y) < ty && fabs(chin - (b->y + b->height)) < ty,
+          "%s: landmarks x %.1f..%.1f brow %.1f chin %.1f vs box %.1f %.1f %.1f %.1f", video, min_x,
+          max_x, brow, chin, b->x, b->y, b->width, b->height);
+    test_csv_free(&csv);
+}
+
 static void check_still(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace, const char *image,
-                        int openface_count)
-{
+                        int openface_count) {
     fa_source_t *source = NULL;
     const fa_image_t *frame = first_frame(&source, image, FA_SOURCE_IMAGE);
     if (!frame) return;
@@ -544,15 +544,13 @@ static void check_still(const fa_mtcnn_t *mtcnn, fa_mtcnn_workspace_t *workspace
     fa_source_close(source);
 }
 
-static void test_choose_widest(void)
-{
+static void test_choose_widest(void) {
     fa_box_t boxes[4] = {{0, 0, 10, 5, 1}, {0, 0, 30, 5, 1}, {0, 0, 30, 9, 1}, {0, 0, 2, 5, 1}};
     CHECK(fa_mtcnn_choose_widest(boxes, 4) == 1, "widest, first on ties");
     CHECK(fa_mtcnn_choose_widest(boxes, 0) == -1, "none");
 }
 
-int main(void)
-{
+int main(void) {
     char detector[1024];
     snprintf(detector, sizeof(detector), "%s/model/mtcnn_detector/MTCNN_detector.txt",
              test_models_dir());
@@ -577,10 +575,18 @@ int main(void)
     fa_mtcnn_workspace_t workspace = {0};
     check_video(&mtcnn, &workspace, "data/videos/default.wmv",
                 "data/reference/openface-2.2-clnf/default/default.csv",
-                (expected_box_t){147.371201f, 179.349548f, 190.917023f, 197.19075f});
+                (expected_box_t){147.371201f, 179.349564f, 190.917023f, 197.190735f});
     check_video(&mtcnn, &workspace, "data/videos/changeLighting.wmv",
                 "data/reference/openface-2.2-clnf/changeLighting/changeLighting.csv",
                 (expected_box_t){202.051651f, 151.700943f, 216.970764f, 212.898636f});
+    static const expected_box_t two_faces[] = {
+        {145.954681f, 177.964203f, 190.279556f, 198.754135f},
+        {839.109192f, 150.798584f, 225.657227f, 219.158554f}};
+    check_openface_boxes(&mtcnn, &workspace, "data/videos/two_faces.mp4", FA_SOURCE_VIDEO,
+                         two_faces, 2);
+    static const expected_box_t sequence[] = {{149.693024f, 178.169662f, 190.212708f, 195.766113f}};
+    check_openface_boxes(&mtcnn, &workspace, "data/images/image_sequence/001.jpg", FA_SOURCE_IMAGE,
+                         sequence, 1);
     check_still(&mtcnn, &workspace, "data/images/sample2.jpg", 3);
     check_still(&mtcnn, &workspace, "data/images/sample6.jpg", 12);
     fa_mtcnn_workspace_release(&workspace);

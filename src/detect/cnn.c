@@ -13,26 +13,86 @@
 
 enum { MAX_LAYERS = 64, MAX_MAPS = 4096, MAX_KERNEL = 16, MAX_FEATURES = 1 << 20 };
 
-/* OpenBLAS 0.3.21 (Haswell kernels, as picked on the reference machines) splits the inner
- * dimension of sgemm into panels: 384 at a time, except that a remainder between 384 and 768 is
- * cut in two halves rounded up to a multiple of 16. Each panel is accumulated from zero and
- * then added to the output, so the split shows in the rounding. */
-enum { GEMM_Q = 384, GEMM_UNROLL_M = 16 };
+/* OpenBLAS 0.3.21's SkylakeX sgemm (see cnn.h). The blocked path splits the inner dimension
+ * into panels: 448 at a time, except that a remainder between 448 and 896 is cut in two halves
+ * rounded up to a multiple of 16 (driver/level3/level3.c with SkylakeX's GEMM_Q and
+ * GEMM_UNROLL_M). */
+enum { GEMM_Q = 448, GEMM_UNROLL_M = 16, SMALL_LANES = 16 };
 
-int fa_cnn_next_panel(int remaining)
-{
+int fa_cnn_sgemm_is_small(int m, int n, int k) {
+    return (double)m * (double)n * (double)k <= 1e6;
+}
+
+int fa_cnn_next_panel(int small, int remaining) {
+    if (small) return remaining;
     if (remaining >= 2 * GEMM_Q) return GEMM_Q;
     if (remaining > GEMM_Q)
         return ((remaining / 2 + GEMM_UNROLL_M - 1) / GEMM_UNROLL_M) * GEMM_UNROLL_M;
     return remaining;
 }
 
+int fa_cnn_sgemm_uses_lanes(int m, int k, int row) {
+    const int rest = m % SMALL_LANES;
+    return rest >= 1 && rest <= 8 && k >= 32 && row >= m - rest;
+}
+
+/* The two orders in which the small kernel adds its 16 lanes. Groups of four: pairs, then pairs
+ * of pairs, then (q0 + q1) + (q2 + q3). Halves (GCC's _mm512_reduce_add_ps): lane l + lane l+8,
+ * then l + l+4, then (0 + 2) + (1 + 3). */
+static float reduce_by_quads(const float x[SMALL_LANES]) {
+    float q[4];
+    for (int i = 0; i < 4; i++)
+        q[i] = (x[4 * i] + x[4 * i + 1]) + (x[4 * i + 2] + x[4 * i + 3]);
+    return (q[0] + q[1]) + (q[2] + q[3]);
+}
+
+static float reduce_by_halves(const float x[SMALL_LANES]) {
+    float eight[8], four[4];
+    for (int i = 0; i < 8; i++)
+        eight[i] = x[i + 8] + x[i];
+    for (int i = 0; i < 4; i++)
+        four[i] = eight[i + 4] + eight[i];
+    return (four[0] + four[2]) + (four[1] + four[3]);
+}
+
+int fa_cnn_sgemm_lanes_by_quads(int m, int n, int row, int column) {
+    return row < (m & ~3) || column < (n & ~3);
+}
+
+/* Element (row, column) of column-major C = A B (+ C when add_c), alpha = 1, as OpenBLAS
+ * computes it for an m x n x k product: a holds the row of A, b the column of B (k terms each).
+ * fused = 0 rounds every product (for measuring only). */
+static float sgemm_element(const float *a, const float *b, int m, int n, int k, int row, int column,
+                           int add_c, float c, int fused) {
+    const int small = fa_cnn_sgemm_is_small(m, n, k);
+    if (small && fa_cnn_sgemm_uses_lanes(m, k, row)) {
+        float lanes[SMALL_LANES] = {0};
+        for (int i = 0; i < k; i++)
+            lanes[i % SMALL_LANES] = fused ? fmaf(a[i], b[i], lanes[i % SMALL_LANES])
+                                           : lanes[i % SMALL_LANES] + a[i] * b[i];
+        float sum = fa_cnn_sgemm_lanes_by_quads(m, n, row, column) ? reduce_by_quads(lanes)
+                                                                   : reduce_by_halves(lanes);
+        return add_c ? c + sum : sum;
+    }
+    /* One accumulator per panel; the blocked path first sets C to 0 when there is no C to add
+     * (beta = 0), then adds each panel to it. */
+    float total = add_c ? c : 0.0f;
+    for (int start = 0; start < k;) {
+        const int end = start + fa_cnn_next_panel(small, k - start);
+        float sum = 0.0f;
+        for (int i = start; i < end; i++)
+            sum = fused ? fmaf(a[i], b[i], sum) : sum + a[i] * b[i];
+        total = small && !add_c ? sum : sum + total;
+        start = end;
+    }
+    return total;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Reading */
 
 static fa_status read_count(fa_reader_t *reader, int low, int high, const char *what, int *value,
-                            fa_error_t *error)
-{
+                            fa_error_t *error) {
     int32_t v = 0;
     fa_status status = fa_read_i32(reader, &v, error);
     if (status != FA_OK) return status;
@@ -43,8 +103,7 @@ static fa_status read_count(fa_reader_t *reader, int low, int high, const char *
     return FA_OK;
 }
 
-static fa_status read_float_matrix(fa_reader_t *reader, fa_matrix_t *matrix, fa_error_t *error)
-{
+static fa_status read_float_matrix(fa_reader_t *reader, fa_matrix_t *matrix, fa_error_t *error) {
     fa_status status = fa_read_matbin(reader, matrix, error);
     if (status != FA_OK) return status;
     if (matrix->type != FA_CV_32F) {
@@ -55,8 +114,7 @@ static fa_status read_float_matrix(fa_reader_t *reader, fa_matrix_t *matrix, fa_
     return FA_OK;
 }
 
-static fa_status read_convolution(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error)
-{
+static fa_status read_convolution(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error) {
     fa_status status = read_count(reader, 1, MAX_MAPS, "input map count", &layer->inputs, error);
     if (status == FA_OK)
         status = read_count(reader, 1, MAX_MAPS, "kernel count", &layer->outputs, error);
@@ -105,8 +163,7 @@ static fa_status read_convolution(fa_reader_t *reader, fa_cnn_layer_t *layer, fa
     return status;
 }
 
-fa_status fa_cnn_prepare_layer(fa_cnn_layer_t *layer, const char *name, fa_error_t *error)
-{
+fa_status fa_cnn_prepare_layer(fa_cnn_layer_t *layer, const char *name, fa_error_t *error) {
     free(layer->weights_by_input);
     layer->weights_by_input = NULL;
     if (layer->type == FA_CNN_CONVOLUTION) {
@@ -137,8 +194,8 @@ fa_status fa_cnn_prepare_layer(fa_cnn_layer_t *layer, const char *name, fa_error
     return FA_OK;
 }
 
-static fa_status read_fully_connected(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error)
-{
+static fa_status read_fully_connected(fa_reader_t *reader, fa_cnn_layer_t *layer,
+                                      fa_error_t *error) {
     fa_matrix_t bias = {0}, weights = {0};
     fa_status status = read_float_matrix(reader, &bias, error);
     if (status == FA_OK) status = read_float_matrix(reader, &weights, error);
@@ -170,8 +227,7 @@ static fa_status read_fully_connected(fa_reader_t *reader, fa_cnn_layer_t *layer
     return status;
 }
 
-static fa_status read_prelu(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error)
-{
+static fa_status read_prelu(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error) {
     fa_matrix_t slopes = {0};
     fa_status status = read_float_matrix(reader, &slopes, error);
     if (status != FA_OK) return status;
@@ -190,8 +246,7 @@ static fa_status read_prelu(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error
     return status;
 }
 
-static fa_status read_layer(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error)
-{
+static fa_status read_layer(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error_t *error) {
     int32_t type = 0;
     fa_status status = fa_read_i32(reader, &type, error);
     if (status != FA_OK) return status;
@@ -223,8 +278,7 @@ static fa_status read_layer(fa_reader_t *reader, fa_cnn_layer_t *layer, fa_error
 }
 
 fa_status fa_cnn_parse(fa_cnn_t *cnn, const char *data, size_t size, const char *name,
-                       fa_error_t *error)
-{
+                       fa_error_t *error) {
     memset(cnn, 0, sizeof(*cnn));
     fa_reader_t reader;
     fa_reader_init(&reader, data, size, name);
@@ -245,8 +299,7 @@ fa_status fa_cnn_parse(fa_cnn_t *cnn, const char *data, size_t size, const char 
     return status;
 }
 
-fa_status fa_cnn_load(fa_cnn_t *cnn, const char *path, fa_error_t *error)
-{
+fa_status fa_cnn_load(fa_cnn_t *cnn, const char *path, fa_error_t *error) {
     char *data = NULL;
     size_t size = 0;
     memset(cnn, 0, sizeof(*cnn));
@@ -257,8 +310,7 @@ fa_status fa_cnn_load(fa_cnn_t *cnn, const char *path, fa_error_t *error)
     return status;
 }
 
-void fa_cnn_release(fa_cnn_t *cnn)
-{
+void fa_cnn_release(fa_cnn_t *cnn) {
     if (!cnn) return;
     for (int i = 0; i < cnn->layer_count; i++) {
         free(cnn->layers[i].weights);
@@ -272,8 +324,7 @@ void fa_cnn_release(fa_cnn_t *cnn)
 /* ------------------------------------------------------------------------------------------ */
 /* Layers */
 
-void fa_cnn_output_shape(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out)
-{
+void fa_cnn_output_shape(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out) {
     out->channels = in->channels, out->height = in->height, out->width = in->width;
     switch (layer->type) {
     case FA_CNN_CONVOLUTION:
@@ -302,69 +353,67 @@ void fa_cnn_output_shape(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_
     }
 }
 
-size_t fa_cnn_convolution_scratch(const fa_cnn_layer_t *layer, const fa_tensor_t *in)
-{
+size_t fa_cnn_convolution_scratch(const fa_cnn_layer_t *layer, const fa_tensor_t *in) {
     /* The fast kernel computes outputs on the input's row stride, 16 at a time, for groups of
      * 4 outputs; then come the column offsets. */
     size_t wide = (size_t)(in->height - layer->kernel_height + 1) * (size_t)in->width;
     size_t outputs = (size_t)(layer->outputs + 3) / 4 * 4;
-    return outputs * ((wide + 15) / 16 * 16) +
-           (size_t)(layer->inputs * layer->kernel_height * layer->kernel_width) + FA_CNN_PADDING;
+    size_t columns = (size_t)(layer->inputs * layer->kernel_height * layer->kernel_width) + 1;
+    size_t fast = outputs * ((wide + 15) / 16 * 16) + columns;
+    /* The reference kernels lay out a weight row and a pixel's column. */
+    return (fast > 2 * columns ? fast : 2 * columns) + FA_CNN_PADDING;
 }
 
-/* Output k at pixel (y, x) of a valid cross-correlation, accumulated in OpenBLAS's order: the
- * im2col columns (channel, x, y) in panels, the bias as the last column. */
-static float convolution_at(const fa_cnn_layer_t *layer, const fa_tensor_t *in, int k, int y, int x,
-                            int fused)
-{
+/* Output k of a valid cross-correlation as OpenFace's sgemm computes it: M = outputs, N =
+ * pixels, K = the im2col columns (channel, x, y) and a last column of ones meeting the bias. The
+ * weight row and each pixel's column are laid out in scratch (2 K floats). */
+static void convolution_output_reference(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
+                                         fa_tensor_t *out, int k, float *scratch, int fused) {
     const int kh = layer->kernel_height, kw = layer->kernel_width;
-    const int columns = layer->inputs * kh * kw + 1;
-    const float *weight = layer->weights + (size_t)k * (size_t)(columns - 1);
+    const int columns = layer->inputs * kh * kw + 1, pixels = out->height * out->width;
+    float *weights = scratch, *column = scratch + columns;
+    memcpy(weights, layer->weights + (size_t)k * (size_t)(columns - 1),
+           sizeof(float) * (size_t)(columns - 1));
+    weights[columns - 1] = layer->bias[k];
     const size_t plane = (size_t)in->height * (size_t)in->width;
-    float total = 0.0f, sum = 0.0f;
-    int column = 0, panel_end = fa_cnn_next_panel(columns), first = 1;
-    for (int c = 0; c <= layer->inputs; c++) {
-        const float *map = in->data + (size_t)c * plane + (size_t)y * (size_t)in->width + (size_t)x;
-        for (int xx = 0; xx < (c < layer->inputs ? kw : 1); xx++) {
-            for (int yy = 0; yy < (c < layer->inputs ? kh : 1); yy++) {
-                float value = 1.0f, w = layer->bias[k]; /* the bias column after the data */
-                if (c < layer->inputs)
-                    value = map[(size_t)yy * (size_t)in->width + (size_t)xx], w = *weight++;
-                sum = fused ? fmaf(value, w, sum) : sum + value * w;
-                if (++column == panel_end) {
-                    total = first ? sum : total + sum;
-                    first = 0, sum = 0.0f;
-                    if (column < columns) panel_end += fa_cnn_next_panel(columns - column);
-                }
+    for (int y = 0; y < out->height; y++)
+        for (int x = 0; x < out->width; x++) {
+            int i = 0;
+            for (int c = 0; c < layer->inputs; c++) {
+                const float *map =
+                    in->data + (size_t)c * plane + (size_t)y * (size_t)in->width + (size_t)x;
+                for (int xx = 0; xx < kw; xx++)
+                    for (int yy = 0; yy < kh; yy++)
+                        column[i++] = map[(size_t)yy * (size_t)in->width + (size_t)xx];
             }
+            column[i] = 1.0f;
+            out->data[((size_t)k * (size_t)out->height + (size_t)y) * (size_t)out->width +
+                      (size_t)x] = sgemm_element(weights, column, layer->outputs, pixels, columns,
+                                                 k, y * out->width + x, 0, 0.0f, fused);
         }
-    }
-    return total;
-}
-
-static void convolution_reference(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
-                                  fa_tensor_t *out, int fused)
-{
-    for (int k = 0; k < out->channels; k++)
-        for (int y = 0; y < out->height; y++)
-            for (int x = 0; x < out->width; x++)
-                out->data[((size_t)k * (size_t)out->height + (size_t)y) * (size_t)out->width +
-                          (size_t)x] = convolution_at(layer, in, k, y, x, fused);
 }
 
 void fa_cnn_convolution(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out,
-                        float *scratch, fa_cnn_kernels kernels)
-{
+                        float *scratch, fa_cnn_kernels kernels) {
     fa_cnn_output_shape(layer, in, out);
-    if (kernels == FA_CNN_KERNELS_AVX2 && fa_cnn_have_avx2())
+    const int columns = layer->inputs * layer->kernel_height * layer->kernel_width + 1;
+    int first_reference = 0;
+    if (kernels == FA_CNN_KERNELS_AVX2 && fa_cnn_have_avx2()) {
         fa_cnn_convolution_avx2(layer, in, out, scratch);
-    else
-        convolution_reference(layer, in, out, kernels != FA_CNN_KERNELS_UNFUSED);
+        /* The kernel sums with one accumulator per output; the few rows that OpenBLAS's small
+         * kernel sums in 16 lanes (none in OpenFace's networks) are redone here. */
+        first_reference = layer->outputs;
+        if (fa_cnn_sgemm_is_small(layer->outputs, out->height * out->width, columns))
+            while (first_reference > 0 &&
+                   fa_cnn_sgemm_uses_lanes(layer->outputs, columns, first_reference - 1))
+                first_reference--;
+    }
+    for (int k = first_reference; k < out->channels; k++)
+        convolution_output_reference(layer, in, out, k, scratch, kernels != FA_CNN_KERNELS_UNFUSED);
 }
 
 void fa_cnn_max_pool(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out,
-                     fa_cnn_kernels kernels)
-{
+                     fa_cnn_kernels kernels) {
     fa_cnn_output_shape(layer, in, out);
     const int w = in->width, h = in->height;
     const int fast = kernels == FA_CNN_KERNELS_AVX2 && layer->stride_x == 2 && fa_cnn_have_avx2();
@@ -400,8 +449,7 @@ void fa_cnn_max_pool(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tens
     }
 }
 
-void fa_cnn_prelu(const fa_cnn_layer_t *layer, fa_tensor_t *in_out, fa_cnn_kernels kernels)
-{
+void fa_cnn_prelu(const fa_cnn_layer_t *layer, fa_tensor_t *in_out, fa_cnn_kernels kernels) {
     const float *slopes = layer->weights;
     if (in_out->channels > 1) {
         size_t plane = (size_t)in_out->height * (size_t)in_out->width;
@@ -429,25 +477,8 @@ void fa_cnn_prelu(const fa_cnn_layer_t *layer, fa_tensor_t *in_out, fa_cnn_kerne
     }
 }
 
-/* Dot product with OpenBLAS's panels and FMA, the output starting at the bias (OpenCV hands
- * cblas_sgemm the bias as C with beta = 1). */
-static float dot_blas(const float *w, const float *x, int n, float bias, int fused)
-{
-    float total = bias;
-    for (int start = 0; start < n;) {
-        int end = start + fa_cnn_next_panel(n - start);
-        float sum = 0.0f;
-        for (int i = start; i < end; i++)
-            sum = fused ? fmaf(w[i], x[i], sum) : sum + w[i] * x[i];
-        total = sum + total;
-        start = end;
-    }
-    return total;
-}
-
 /* OpenCV's own gemm (used for matrices with fewer than 100 rows) accumulates in double. */
-static double dot_double(const float *w, const float *x, size_t stride, int n)
-{
+static double dot_double(const float *w, const float *x, size_t stride, int n) {
     double sum = 0.0;
     for (int i = 0; i < n; i++)
         sum += (double)w[i] * (double)x[(size_t)i * stride];
@@ -455,8 +486,7 @@ static double dot_double(const float *w, const float *x, size_t stride, int n)
 }
 
 void fa_cnn_fully_connected(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out,
-                            fa_cnn_kernels kernels)
-{
+                            fa_cnn_kernels kernels) {
     fa_cnn_output_shape(layer, in, out);
     const int n = layer->inputs;
     const int blas = layer->outputs >= 100; /* OpenCV's threshold for calling BLAS */
@@ -489,17 +519,19 @@ void fa_cnn_fully_connected(const fa_cnn_layer_t *layer, const fa_tensor_t *in, 
         fa_cnn_fully_connected_avx2(layer, x, out->data);
         return;
     }
+    /* OpenCV hands cblas_sgemm the row-major weights * x + bias: OpenBLAS sees column-major
+     * C (1 x outputs) = x^T (1 x inputs) W^T (inputs x outputs), beta = 1 with the bias as C. */
     for (int o = 0; o < layer->outputs; o++) {
         const float *w = layer->weights + (size_t)o * (size_t)n;
         if (!blas)
             out->data[o] = (float)(dot_double(w, x, 1, n) + (double)layer->bias[o]);
         else
-            out->data[o] = dot_blas(w, x, n, layer->bias[o], kernels != FA_CNN_KERNELS_UNFUSED);
+            out->data[o] = sgemm_element(x, w, 1, layer->outputs, n, 0, o, 1, layer->bias[o],
+                                         kernels != FA_CNN_KERNELS_UNFUSED);
     }
 }
 
-void fa_cnn_sigmoid(fa_tensor_t *in_out)
-{
+void fa_cnn_sigmoid(fa_tensor_t *in_out) {
     size_t count = (size_t)in_out->channels * (size_t)in_out->height * (size_t)in_out->width;
     for (size_t i = 0; i < count; i++)
         in_out->data[i] = (float)(1.0 / (1.0 + (double)expf(-in_out->data[i])));
@@ -508,21 +540,18 @@ void fa_cnn_sigmoid(fa_tensor_t *in_out)
 /* ------------------------------------------------------------------------------------------ */
 /* Inference */
 
-static size_t tensor_size(const fa_tensor_t *t)
-{
+static size_t tensor_size(const fa_tensor_t *t) {
     return (size_t)t->channels * (size_t)t->height * (size_t)t->width;
 }
 
-void fa_cnn_workspace_release(fa_cnn_workspace_t *workspace)
-{
+void fa_cnn_workspace_release(fa_cnn_workspace_t *workspace) {
     for (int i = 0; i < 3; i++)
         free(workspace->buffers[i]);
     memset(workspace, 0, sizeof(*workspace));
 }
 
 static fa_status check_shapes(const fa_cnn_t *cnn, const fa_tensor_t *input, size_t *needed,
-                              fa_error_t *error)
-{
+                              fa_error_t *error) {
     fa_tensor_t shape = *input;
     size_t most = tensor_size(input);
     for (int i = 0; i < cnn->layer_count; i++) {
@@ -552,8 +581,7 @@ static fa_status check_shapes(const fa_cnn_t *cnn, const fa_tensor_t *input, siz
 
 fa_status fa_cnn_forward(const fa_cnn_t *cnn, fa_cnn_workspace_t *workspace,
                          const fa_tensor_t *input, fa_cnn_kernels kernels, fa_tensor_t *output,
-                         fa_error_t *error)
-{
+                         fa_error_t *error) {
     size_t needed = 0;
     fa_status status = check_shapes(cnn, input, &needed, error);
     if (status != FA_OK) return status;

@@ -5,18 +5,25 @@
  * connected layers that act per pixel when the map count equals the input size and otherwise
  * flatten the maps in (channel, x, y) order.
  *
- * Arithmetic. OpenFace runs convolutions and the large FC layers (100 outputs or more) through
- * OpenBLAS sgemm and the small FC layers through OpenCV's own gemm, which accumulates in double.
- * Here:
- * - convolutions and large FC layers accumulate each output with fused multiply-adds in the
- *   im2col column order (channel, x, y), split into OpenBLAS's 384-column panels, with the bias
- *   last (convolutions) or as the starting value (FC, as OpenCV hands it to sgemm as C);
- * - small FC layers accumulate in double, as OpenCV does.
- * OpenBLAS 0.3.21's Haswell kernel (sgemm_kernel_8x4_haswell_2.c) runs some register blocks with
- * two accumulators (even and odd k) chosen by an output's position in the M x N blocking, so a
- * minority of convolution outputs differ from OpenFace's in the last bits; boxes measured against
- * OpenFace's own code differ by at most 1.4e-4 px (see the test and the stage report).
- * The AVX2 kernels give exactly the reference kernels' results. */
+ * Arithmetic. OpenFace runs convolutions (im2col + sgemm_, K = maps x kernel + a column of ones
+ * meeting the bias) and the large FC layers (100 outputs or more: cv::gemm -> cblas_sgemm, the
+ * bias as C with beta = 1) through OpenBLAS, and the small FC layers through OpenCV's own gemm,
+ * which accumulates in double. The reference outputs were made by OpenBLAS 0.3.21 running its
+ * SkylakeX kernels (docs/FIDELITY.md), whose sgemm, for column-major M x N = (M x K)(K x N)
+ * (M = outputs; N = pixels for a convolution; for an FC layer M = 1, N = outputs), sums:
+ * - when M N K <= 10^6, in the small-matrix kernel: one fmaf chain over all of K per output,
+ *   except the last M mod 16 rows when that is 1-8 and K >= 32, which sum 16 lanes (lane l takes
+ *   the terms k = l mod 16) and add them by groups of four, or by halves in the last N mod 4
+ *   columns of the last M mod 4 rows; an FC layer is such a row (M = 1);
+ * - otherwise in the blocked path: K in panels of up to 448 (the single-threaded level3.c split;
+ *   OpenFace sets OpenBLAS to one thread in CNN::Read), each an fmaf chain from zero added to C
+ *   (zeroed first when beta = 0). The SkylakeX kernel keeps one accumulator per output whatever
+ *   its place in the blocking.
+ * Both were checked bit for bit against the library on every OpenBLAS layer of the three
+ * networks (tests/test_cnn_openblas.c), and the detector's boxes equal those of OpenFace run
+ * with OPENBLAS_CORETYPE=SkylakeX (tests/test_mtcnn.c).
+ * The AVX2 kernels give exactly the reference kernels' results (convolution rows summed in 16
+ * lanes, which OpenFace's networks do not have, are left to the reference). */
 #ifndef FACEAU_DETECT_CNN_H
 #define FACEAU_DETECT_CNN_H
 
@@ -114,8 +121,14 @@ void fa_cnn_sigmoid(fa_tensor_t *in_out);
 /* Floats of scratch fa_cnn_convolution needs for an input of this shape. */
 size_t fa_cnn_convolution_scratch(const fa_cnn_layer_t *layer, const fa_tensor_t *in);
 
-/* Shared with the AVX2 kernels (cnn_avx2.c). */
-int fa_cnn_next_panel(int remaining);
+/* OpenBLAS's summation model, shared with the AVX2 kernels (cnn_avx2.c), for a column-major
+ * m x n = (m x k)(k x n) sgemm. Whether it goes to the small-matrix kernel; the length of the
+ * next panel of the inner dimension (all of it for the small kernel); whether the small kernel
+ * sums row `row` in 16 lanes, and if so whether it adds them by groups of four (else by halves). */
+int fa_cnn_sgemm_is_small(int m, int n, int k);
+int fa_cnn_next_panel(int small, int remaining);
+int fa_cnn_sgemm_uses_lanes(int m, int k, int row);
+int fa_cnn_sgemm_lanes_by_quads(int m, int n, int row, int column);
 void fa_cnn_convolution_avx2(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out,
                              float *scratch);
 void fa_cnn_fully_connected_avx2(const fa_cnn_layer_t *layer, const float *x, float *out);

@@ -11,8 +11,7 @@
 #define FA_HAVE_X86 1
 #endif
 
-int fa_cnn_have_avx2(void)
-{
+int fa_cnn_have_avx2(void) {
 #if FA_HAVE_X86
     /* No cached flag: a plain static written on first use would be a data race between threads.
      * __builtin_cpu_init returns at once after the first call. */
@@ -29,8 +28,7 @@ int fa_cnn_have_avx2(void)
 /* Sums columns [start, end) for 4 outputs at 16 positions: a = the input at base + offset,
  * weights 4 per column. */
 static inline FA_TARGET void panel(const float *base, const int32_t *offsets, const float *weights,
-                                   int start, int end, __m256 sum[8])
-{
+                                   int start, int end, __m256 sum[8]) {
     for (int j = 0; j < 8; j++)
         sum[j] = _mm256_setzero_ps();
     for (int column = start; column < end; column++) {
@@ -49,8 +47,7 @@ static inline FA_TARGET void panel(const float *base, const int32_t *offsets, co
 }
 
 FA_TARGET void fa_cnn_convolution_avx2(const fa_cnn_layer_t *layer, const fa_tensor_t *in,
-                                       fa_tensor_t *out, float *scratch)
-{
+                                       fa_tensor_t *out, float *scratch) {
     /* Computing on the input's grid (row stride = input width) turns every im2col column into a
      * shifted view of an input map; the columns past the output width are dropped afterwards. */
     const int kh = layer->kernel_height, kw = layer->kernel_width;
@@ -64,6 +61,7 @@ FA_TARGET void fa_cnn_convolution_avx2(const fa_cnn_layer_t *layer, const fa_ten
         for (int xx = 0; xx < kw; xx++)
             for (int yy = 0; yy < kh; yy++)
                 offsets[i++] = (int32_t)((size_t)c * plane + (size_t)(yy * in->width + xx));
+    const int small = fa_cnn_sgemm_is_small(layer->outputs, out->height * out->width, columns);
     float bias[4];
     for (int g = 0; g < groups; g++) {
         const float *weights = layer->weights_by_input + (size_t)g * (size_t)data_columns * 4;
@@ -75,15 +73,16 @@ FA_TARGET void fa_cnn_convolution_avx2(const fa_cnn_layer_t *layer, const fa_ten
             __m256 total[8], sum[8];
             for (int j = 0; j < 8; j++)
                 total[j] = _mm256_setzero_ps();
-            /* OpenBLAS's panels; the bias is the last column of the last one. */
-            for (int start = 0, first = 1; start < columns; first = 0) {
-                int end = start + fa_cnn_next_panel(columns - start);
+            /* OpenBLAS's panels (one for the small kernel), each added to the zeroed output; the
+             * bias is the last column of the last one. */
+            for (int start = 0; start < columns;) {
+                int end = start + fa_cnn_next_panel(small, columns - start);
                 panel(base, offsets, weights, start, end < data_columns ? end : data_columns, sum);
                 if (end == columns)
                     for (int j = 0; j < 8; j++)
                         sum[j] = _mm256_add_ps(sum[j], _mm256_set1_ps(bias[j / 2]));
                 for (int j = 0; j < 8; j++)
-                    total[j] = first ? sum[j] : _mm256_add_ps(total[j], sum[j]);
+                    total[j] = small ? sum[j] : _mm256_add_ps(total[j], sum[j]);
                 start = end;
             }
             for (int j = 0; j < 4; j++) {
@@ -100,8 +99,7 @@ FA_TARGET void fa_cnn_convolution_avx2(const fa_cnn_layer_t *layer, const fa_ten
 }
 
 /* Even lanes of 16 floats at p: p[0], p[2], ..., p[14]. */
-static inline FA_TARGET __m256 load_even(const float *p)
-{
+static inline FA_TARGET __m256 load_even(const float *p) {
     __m256 lo = _mm256_loadu_ps(p), hi = _mm256_loadu_ps(p + 8);
     __m256 mixed = _mm256_shuffle_ps(lo, hi, _MM_SHUFFLE(2, 0, 2, 0));
     return _mm256_castpd_ps(
@@ -109,8 +107,7 @@ static inline FA_TARGET __m256 load_even(const float *p)
 }
 
 FA_TARGET int fa_cnn_max_pool_row_avx2(const float *row, int width, int kernel_width,
-                                       int kernel_height, int rows, int out_width, float *dst)
-{
+                                       int kernel_height, int rows, int out_width, float *dst) {
     /* Outputs whose horizontal stride-2 windows lie inside the row, 8 at a time, with the
      * scalar rule per lane: scan x outer, y inner, replace the best only if strictly greater. */
     int ox = 0;
@@ -127,8 +124,7 @@ FA_TARGET int fa_cnn_max_pool_row_avx2(const float *row, int width, int kernel_w
     return ox;
 }
 
-FA_TARGET void fa_cnn_prelu_avx2(float *data, size_t count, float slope)
-{
+FA_TARGET void fa_cnn_prelu_avx2(float *data, size_t count, float slope) {
     const __m256 zero = _mm256_setzero_ps(), s = _mm256_set1_ps(slope);
     size_t i = 0;
     for (; i + 8 <= count; i += 8) {
@@ -140,16 +136,75 @@ FA_TARGET void fa_cnn_prelu_avx2(float *data, size_t count, float slope)
         data[i] = data[i] >= 0.0f ? data[i] : data[i] * slope;
 }
 
-FA_TARGET void fa_cnn_fully_connected_avx2(const fa_cnn_layer_t *layer, const float *x, float *out)
-{
+/* Eight of the small kernel's 16 lanes (first_lane to first_lane + 7) for 8 outputs from o:
+ * lane l sums the inputs i = l mod 16, in order. */
+static inline FA_TARGET void eight_lanes(const fa_cnn_layer_t *layer, const float *x, int o,
+                                         int first_lane, __m256 lanes[8]) {
+    const int n = layer->inputs;
+    const size_t padded = (size_t)layer->padded_outputs;
+    const float *w = layer->weights_by_input + (size_t)o;
+    for (int l = 0; l < 8; l++)
+        lanes[l] = _mm256_setzero_ps();
+    int i = first_lane;
+    for (; i + 8 <= n; i += 16)
+        for (int l = 0; l < 8; l++)
+            lanes[l] = _mm256_fmadd_ps(_mm256_set1_ps(x[i + l]),
+                                       _mm256_loadu_ps(w + (size_t)(i + l) * padded), lanes[l]);
+    for (int l = 0; l < 8 && i + l < n; l++)
+        lanes[l] = _mm256_fmadd_ps(_mm256_set1_ps(x[i + l]),
+                                   _mm256_loadu_ps(w + (size_t)(i + l) * padded), lanes[l]);
+}
+
+/* OpenBLAS's small kernel with 16 lanes per output (M = 1, inputs >= 32), 8 outputs at a time,
+ * the lanes added across registers in the reference's two orders. */
+static FA_TARGET void fully_connected_lanes(const fa_cnn_layer_t *layer, const float *x,
+                                            float *out) {
+    const int quads_end = layer->outputs & ~3; /* later outputs add their lanes by halves */
+    for (int o = 0; o < layer->padded_outputs; o += 8) {
+        __m256 low[8], high[8];
+        eight_lanes(layer, x, o, 0, low);
+        eight_lanes(layer, x, o, 8, high);
+        __m256 q0 = _mm256_add_ps(_mm256_add_ps(low[0], low[1]), _mm256_add_ps(low[2], low[3]));
+        __m256 q1 = _mm256_add_ps(_mm256_add_ps(low[4], low[5]), _mm256_add_ps(low[6], low[7]));
+        __m256 q2 = _mm256_add_ps(_mm256_add_ps(high[0], high[1]), _mm256_add_ps(high[2], high[3]));
+        __m256 q3 = _mm256_add_ps(_mm256_add_ps(high[4], high[5]), _mm256_add_ps(high[6], high[7]));
+        __m256 sum = _mm256_add_ps(_mm256_add_ps(q0, q1), _mm256_add_ps(q2, q3));
+        if (o + 8 > quads_end) {
+            __m256 four[4];
+            for (int l = 0; l < 4; l++)
+                four[l] = _mm256_add_ps(_mm256_add_ps(high[l + 4], low[l + 4]),
+                                        _mm256_add_ps(high[l], low[l]));
+            __m256 halves =
+                _mm256_add_ps(_mm256_add_ps(four[0], four[2]), _mm256_add_ps(four[1], four[3]));
+            __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+            __m256 by_halves = _mm256_castsi256_ps(_mm256_cmpgt_epi32(
+                _mm256_add_epi32(lane, _mm256_set1_epi32(o)), _mm256_set1_epi32(quads_end - 1)));
+            sum = _mm256_blendv_ps(sum, halves, by_halves);
+        }
+        const int count = layer->outputs - o < 8 ? layer->outputs - o : 8;
+        float lanes[8] = {0};
+        memcpy(lanes, layer->bias + o, sizeof(float) * (size_t)count);
+        _mm256_storeu_ps(lanes, _mm256_add_ps(_mm256_loadu_ps(lanes), sum)); /* beta = 1 */
+        memcpy(out + o, lanes, sizeof(float) * (size_t)count);
+    }
+}
+
+FA_TARGET void fa_cnn_fully_connected_avx2(const fa_cnn_layer_t *layer, const float *x,
+                                           float *out) {
     const int n = layer->inputs, padded = layer->padded_outputs;
+    const int small = fa_cnn_sgemm_is_small(1, layer->outputs, n);
+    if (small && fa_cnn_sgemm_uses_lanes(1, n, 0)) {
+        fully_connected_lanes(layer, x, out);
+        return;
+    }
+    /* One accumulator per panel (a single panel for the small kernel), added to the bias. */
     for (int o = 0; o < padded; o += 8) {
         const int count = layer->outputs - o < 8 ? layer->outputs - o : 8;
         float lanes[8] = {0};
         memcpy(lanes, layer->bias + o, sizeof(float) * (size_t)count);
         __m256 total = _mm256_loadu_ps(lanes); /* OpenCV passes the bias as C, beta = 1 */
         for (int start = 0; start < n;) {
-            int end = start + fa_cnn_next_panel(n - start);
+            int end = start + fa_cnn_next_panel(small, n - start);
             __m256 sum = _mm256_setzero_ps();
             for (int i = start; i < end; i++)
                 sum = _mm256_fmadd_ps(_mm256_set1_ps(x[i]),
@@ -166,23 +221,19 @@ FA_TARGET void fa_cnn_fully_connected_avx2(const fa_cnn_layer_t *layer, const fl
 
 #else
 int fa_cnn_max_pool_row_avx2(const float *row, int width, int kernel_width, int kernel_height,
-                             int rows, int out_width, float *dst)
-{
+                             int rows, int out_width, float *dst) {
     (void)row, (void)width, (void)kernel_width, (void)kernel_height, (void)rows, (void)out_width,
         (void)dst;
     return 0;
 }
-void fa_cnn_prelu_avx2(float *data, size_t count, float slope)
-{
+void fa_cnn_prelu_avx2(float *data, size_t count, float slope) {
     (void)data, (void)count, (void)slope;
 }
 void fa_cnn_convolution_avx2(const fa_cnn_layer_t *layer, const fa_tensor_t *in, fa_tensor_t *out,
-                             float *scratch)
-{
+                             float *scratch) {
     (void)layer, (void)in, (void)out, (void)scratch;
 }
-void fa_cnn_fully_connected_avx2(const fa_cnn_layer_t *layer, const float *x, float *out)
-{
+void fa_cnn_fully_connected_avx2(const fa_cnn_layer_t *layer, const float *x, float *out) {
     (void)layer, (void)x, (void)out;
 }
 #endif
