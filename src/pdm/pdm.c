@@ -840,7 +840,7 @@ static void hessian_regularise(int columns, const float *regularisation, float *
 #define AVX2_TARGET __attribute__((target("avx2,fma")))
 #define WIDE_TARGET __attribute__((target("avx2,fma,avx512f,avx512vl")))
 DEFINE_HESSIAN_CHAINS(hessian_chains_1, AVX2_TARGET, 1)
-DEFINE_HESSIAN_CHAINS(hessian_chains_2, AVX2_TARGET, 2)
+DEFINE_HESSIAN_CHAINS(hessian_chains_3, AVX2_TARGET, 3)
 
 /* The blocks of every column, GROUP columns at a time (a remainder one by one); the switch
  * gives the model sizes (4 blocks: 38 and 40 columns; 2: 16) constant loops. */
@@ -863,7 +863,7 @@ DEFINE_HESSIAN_CHAINS(hessian_chains_2, AVX2_TARGET, 2)
         for (; j < columns; j++)                                                                   \
             hessian_chains_1(jacobian, weighted, rows, columns, j, blocks, hessian);               \
     }
-DEFINE_HESSIAN_BLOCKS(hessian_blocks_avx2, AVX2_TARGET, 2, hessian_chains_2)
+DEFINE_HESSIAN_BLOCKS(hessian_blocks_avx2, AVX2_TARGET, 3, hessian_chains_3)
 
 /* With AVX-512, the single chains of columns j .. j + COLUMNS - 1 sixteen elements to a vector:
  * all `chains` of a column in `blocks` vectors, the last one under a mask when chains is not a

@@ -80,7 +80,7 @@ void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *
  * weighted[k][j], sgemm's column-major C read as row-major, as cv::solve then reads it. */
 void fa_pdm_hessian(const float *jacobian, const float *weighted, int rows, int columns,
                     const float *regularisation, float *hessian);
-/* The same with one SIMD kernel, for tests: FA_PDM_HESSIAN_AVX2 (AVX2 + FMA, two columns at a
+/* The same with one SIMD kernel, for tests: FA_PDM_HESSIAN_AVX2 (AVX2 + FMA, three columns at a
  * time) or FA_PDM_HESSIAN_WIDE (AVX-512F and VL: sixteen elements a vector, eight columns at a
  * time). Returns 0 when the CPU lacks it, and then computes nothing. */
 enum { FA_PDM_HESSIAN_AVX2 = 1, FA_PDM_HESSIAN_WIDE = 2 };
