@@ -112,14 +112,14 @@ static void same_bytes(const void *a, const void *b, size_t size, const char *wh
 static void compare_pdm(const fa_pdm_t *a, const fa_pdm_t *b) {
     fa_pdm_t x = *a, y = *b;
     x.mean_shape = y.mean_shape = x.components = y.components = x.eigenvalues = y.eigenvalues =
-        x.components_by_mode = y.components_by_mode = NULL;
+        x.components_blocked = y.components_blocked = NULL;
     SAME_FIELDS(x, y, "PDM fields");
     size_t values = 3 * (size_t)a->point_count;
     SAME_ARRAY(a->mean_shape, b->mean_shape, values, "PDM mean");
     SAME_ARRAY(a->components, b->components, values * (size_t)a->mode_count, "PDM components");
     SAME_ARRAY(a->eigenvalues, b->eigenvalues, a->mode_count, "PDM eigenvalues");
-    SAME_ARRAY(a->components_by_mode, b->components_by_mode, values * (size_t)a->mode_count,
-               "PDM components by mode");
+    SAME_ARRAY(a->components_blocked, b->components_blocked, values * (size_t)a->mode_count,
+               "PDM components in blocks");
 }
 
 static void compare_au(const fa_au_models_t *a, const fa_au_models_t *b) {

@@ -1,7 +1,8 @@
 /* OpenFace's PDM and CalcParams (PIPELINE_SPEC §3). The arithmetic follows what OpenFace 2.2
  * executes with OpenCV 4.6 and OpenBLAS, operation by operation, because CalcParams is an
  * iterative fit whose stopping rule amplifies last-bit differences:
- * - float32 Jacobian, Hessian and update, as in PDM.cpp;
+ * - float32 Jacobian, Hessian and update, as in PDM.cpp; the shape and the Hessian are OpenBLAS
+ *   sgemm products, summed as OpenBLAS 0.3.21's SkylakeX kernels sum them (the reference's);
  * - cv::gemm on small float matrices accumulates in double, so J^T r and the loop's projection
  *   are double sums rounded to float;
  * - cv::solve(DECOMP_CHOLESKY) on a 40x40 float matrix is OpenCV's own Cholesky (LAPACK only
@@ -87,12 +88,16 @@ fa_status fa_pdm_parse(const char *data, size_t size, const char *name, fa_pdm_t
         pdm->point_count = mean.rows / 3;
         pdm->mode_count = components.cols;
         size_t rows = (size_t)mean.rows, modes = (size_t)components.cols;
-        pdm->components_by_mode = malloc(sizeof(float) * rows * modes);
-        if (!pdm->components_by_mode)
+        pdm->components_blocked = malloc(sizeof(float) * rows * modes);
+        if (!pdm->components_blocked)
             status = fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
+        size_t whole = rows - rows % 8;
         for (size_t r = 0; status == FA_OK && r < rows; r++)
-            for (size_t j = 0; j < modes; j++)
-                pdm->components_by_mode[j * rows + r] = pdm->components[r * modes + j];
+            for (size_t k = 0; k < modes; k++) {
+                size_t at = r < whole ? r / 8 * 8 * modes + k * 8 + r % 8
+                                      : whole * modes + k * (rows - whole) + (r - whole);
+                pdm->components_blocked[at] = pdm->components[r * modes + k];
+            }
     }
     if (status != FA_OK) {
         fa_pdm_release(pdm);
@@ -119,67 +124,192 @@ void fa_pdm_release(fa_pdm_t *pdm) {
     free(pdm->mean_shape);
     free(pdm->components);
     free(pdm->eigenvalues);
-    free(pdm->components_by_mode);
+    free(pdm->components_blocked);
     memset(pdm, 0, sizeof *pdm);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * OpenBLAS's summation orders */
+
+/* The shape and Hessian products are OpenBLAS sgemm calls in OpenFace (PDM.cpp calls sgemm_,
+ * and cv::gemm hands it its larger float products), and the reference outputs were made with
+ * OpenBLAS 0.3.21 running its SkylakeX kernels. These send every sgemm with M N K <= 10^6 (all
+ * of these) to a small-matrix kernel, which sums element (i, j) of the column-major M x N
+ * product over K in one of three orders (docs/FIDELITY.md). */
+typedef enum {
+    SUM_CHAIN,      /* one accumulator: fused multiply-adds in k order, from 0 */
+    SUM_LANES_4,    /* 16 lanes (lane l takes the k = l mod 16), added in groups of 4 */
+    SUM_LANES_HALF, /* 16 lanes, added as halves (lanes l and l + 8, then l and l + 4, ...) */
+} sum_order_t;
+
+/* The order of C(i, j): one accumulator for the rows below M & ~15, and for the rows after
+ * them too when more than 8 remain or K < 32; otherwise lanes, added as halves where the row is
+ * at least M & ~3 and the column at least N & ~3, in groups of 4 elsewhere. */
+static sum_order_t sum_order(int m, int n, int k, int i, int j) {
+    int rest = m % 16;
+    if (i < m - rest || rest > 8 || k < 32) return SUM_CHAIN;
+    return i < (m & ~3) || j < (n & ~3) ? SUM_LANES_4 : SUM_LANES_HALF;
+}
+
+static float lanes_sum_4(const float x[16]) {
+    float group[4];
+    for (int q = 0; q < 4; q++)
+        group[q] = (x[4 * q] + x[4 * q + 1]) + (x[4 * q + 2] + x[4 * q + 3]);
+    return (group[0] + group[1]) + (group[2] + group[3]);
+}
+
+static float lanes_sum_half(const float x[16]) {
+    float half[8], quarter[4];
+    for (int l = 0; l < 8; l++)
+        half[l] = x[l] + x[l + 8];
+    for (int l = 0; l < 4; l++)
+        quarter[l] = half[l] + half[l + 4];
+    return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
+}
+
+/* The sum of a[t * a_step] * b[t * b_step] over t < k in the given order. */
+static float dot_in_order(const float *a, size_t a_step, const float *b, size_t b_step, int k,
+                          sum_order_t order) {
+    if (order == SUM_CHAIN) {
+        float sum = 0;
+        for (int t = 0; t < k; t++)
+            sum = fmaf(a[t * a_step], b[t * b_step], sum);
+        return sum;
+    }
+    float x[16] = {0};
+    for (int t = 0; t < k; t++)
+        x[t % 16] = fmaf(a[t * a_step], b[t * b_step], x[t % 16]);
+    return order == SUM_LANES_4 ? lanes_sum_4(x) : lanes_sum_half(x);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Shapes */
 
-/* mean + V * p_local, as OpenBLAS sgemm forms it (PDM::CalcShape3D calls sgemm directly; OpenCV's
- * gemm hands 204-row products to it too): per coordinate, fused multiply-adds in mode order
- * from zero, then the mean added. */
-static inline FA_ALWAYS_INLINE void shape_kernel(const fa_pdm_t *pdm, const float *params_local,
-                                                 float *shape) {
+/* mean + V * p_local as PDM::CalcShape3D's sgemm forms it: M = 1 (A = p_local), N = the shape's
+ * rows (B(k, j) = V[j][k]), K = the modes, C = the mean with beta = 1. So row j is the mean plus
+ * the sum in sum_order(1, N, K, 0, j): one accumulator for the eye models' 10 modes; for the 34
+ * and 32 modes of the others, lanes added in groups of 4, except in the last N mod 4 rows, where
+ * they are added as halves. CalcParams forms the product on the visible points' rows alone, so
+ * which rows are last depends on the points. */
+static float shape_row(const fa_pdm_t *pdm, const float *params_local, int row, sum_order_t order) {
     int modes = pdm->mode_count;
-    for (int row = 0; row < 3 * pdm->point_count; row++) {
-        const float *component = pdm->components + (size_t)row * (size_t)modes;
-        float sum = 0;
-        for (int j = 0; j < modes; j++)
-            sum = fmaf(component[j], params_local[j], sum);
-        shape[row] = pdm->mean_shape[row] + sum;
-    }
+    return pdm->mean_shape[row] + dot_in_order(pdm->components + (size_t)row * (size_t)modes, 1,
+                                               params_local, 1, modes, order);
 }
 
-static void shape_generic(const fa_pdm_t *pdm, const float *params_local, float *shape) {
-    shape_kernel(pdm, params_local, shape);
+/* Every row of the full shape, the rows from halves_from on in the order of a product's last
+ * rows, the others in that of the rows before. */
+static void shape_generic(const fa_pdm_t *pdm, const float *params_local, int halves_from,
+                          float *shape) {
+    sum_order_t leading = sum_order(1, 4, pdm->mode_count, 0, 0);
+    sum_order_t last = sum_order(1, 1, pdm->mode_count, 0, 0);
+    for (int row = 0; row < 3 * pdm->point_count; row++)
+        shape[row] = shape_row(pdm, params_local, row, row < halves_from ? leading : last);
 }
 
 #if FA_PDM_X86
-/* Eight rows at a time from the mode-major copy: each lane is one row's chain of fused
- * multiply-adds in mode order, as the scalar kernel's (four blocks in flight to hide the FMA
- * latency); the rows left over go through the scalar kernel. */
-__attribute__((target("avx2,fma"))) static void shape_fma(const fa_pdm_t *pdm,
-                                                          const float *params_local, float *shape) {
-    const int modes = pdm->mode_count, rows = 3 * pdm->point_count;
-    const float *by_mode = pdm->components_by_mode;
-    int row = 0;
-    for (; row + 32 <= rows; row += 32) {
-        __m256 sum[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                         _mm256_setzero_ps()};
-        for (int j = 0; j < modes; j++) {
-            __m256 p = _mm256_set1_ps(params_local[j]);
-            const float *column = by_mode + (size_t)j * (size_t)rows + row;
-            for (int b = 0; b < 4; b++)
-                sum[b] = _mm256_fmadd_ps(_mm256_loadu_ps(column + 8 * b), p, sum[b]);
-        }
-        for (int b = 0; b < 4; b++)
-            _mm256_storeu_ps(shape + row + 8 * b,
-                             _mm256_add_ps(_mm256_loadu_ps(pdm->mean_shape + row + 8 * b), sum[b]));
+/* The lanes of one block of rows of the blocked copy (fa_pdm_t): x[r] sums the modes k = first
+ * + r mod 16, each vector lane one row; mode k of the block is at block + k * width. Lanes are
+ * summed from 32 modes up and models have fewer than 48, so every lane takes two or three. */
+_Static_assert(FA_PDM_MAX_MODES < 48, "shape_lanes_avx2 takes at most three modes per lane");
+__attribute__((target("avx2,fma"))) static inline FA_ALWAYS_INLINE void
+shape_lanes_avx2(const float *block, int width, const float *params_local, int modes, int first,
+                 int masked, __m256i mask, __m256 x[8]) {
+#define SHAPE_LANE_TERM(k, sum)                                                                    \
+    _mm256_fmadd_ps(masked ? _mm256_maskload_ps(block + (k)*width, mask)                           \
+                           : _mm256_loadu_ps(block + (k)*width),                                   \
+                    _mm256_set1_ps(params_local[k]), sum)
+    for (int r = 0; r < 8; r++) {
+        int k = first + r; /* k + 16 < 32 <= modes */
+        x[r] = SHAPE_LANE_TERM(k + 16, SHAPE_LANE_TERM(k, _mm256_setzero_ps()));
+        if (k + 32 < modes) x[r] = SHAPE_LANE_TERM(k + 32, x[r]);
     }
-    for (; row + 8 <= rows; row += 8) {
-        __m256 sum = _mm256_setzero_ps();
-        for (int j = 0; j < modes; j++)
-            sum = _mm256_fmadd_ps(_mm256_loadu_ps(by_mode + (size_t)j * (size_t)rows + row),
-                                  _mm256_set1_ps(params_local[j]), sum);
+#undef SHAPE_LANE_TERM
+}
+
+/* One block's sum of its lanes in groups of 4, a half of the lanes at a time. */
+__attribute__((target("avx2,fma"))) static inline FA_ALWAYS_INLINE __m256
+shape_lanes_by_groups(const float *block, const float *params_local, int modes) {
+    __m256 x[8], group[4];
+    for (int h = 0; h < 2; h++) {
+        shape_lanes_avx2(block, 8, params_local, modes, 8 * h, 0, _mm256_setzero_si256(), x);
+        for (int q = 0; q < 2; q++)
+            group[2 * h + q] = _mm256_add_ps(_mm256_add_ps(x[4 * q], x[4 * q + 1]),
+                                             _mm256_add_ps(x[4 * q + 2], x[4 * q + 3]));
+    }
+    return _mm256_add_ps(_mm256_add_ps(group[0], group[1]), _mm256_add_ps(group[2], group[3]));
+}
+
+/* shape_generic a block of eight rows at a time (the last rows under a mask), from the blocked
+ * copy: each vector lane is one row, with the scalar code's operations. */
+__attribute__((target("avx2,fma"))) static void
+shape_avx2(const fa_pdm_t *pdm, const float *params_local, int halves_from, float *shape) {
+    const int modes = pdm->mode_count, rows = 3 * pdm->point_count, whole = rows - rows % 8;
+    const float *blocked = pdm->components_blocked;
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    int row = 0;
+    if (modes < 32) { /* one chain per row; four blocks in flight to hide the FMA latency */
+        for (; row + 32 <= whole; row += 32) {
+            __m256 sum[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                             _mm256_setzero_ps()};
+            const float *block = blocked + (size_t)row * (size_t)modes;
+            for (int k = 0; k < modes; k++) {
+                __m256 p = _mm256_set1_ps(params_local[k]);
+                for (int b = 0; b < 4; b++)
+                    sum[b] = _mm256_fmadd_ps(
+                        _mm256_loadu_ps(block + (size_t)(8 * b) * modes + 8 * k), p, sum[b]);
+            }
+            for (int b = 0; b < 4; b++)
+                _mm256_storeu_ps(
+                    shape + row + 8 * b,
+                    _mm256_add_ps(_mm256_loadu_ps(pdm->mean_shape + row + 8 * b), sum[b]));
+        }
+        for (; row < rows; row += 8) {
+            int width = row < whole ? 8 : rows - whole;
+            __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), lane);
+            const float *block = blocked + (size_t)row * (size_t)modes;
+            __m256 sum = _mm256_setzero_ps();
+            for (int k = 0; k < modes; k++)
+                sum = _mm256_fmadd_ps(_mm256_maskload_ps(block + k * width, mask),
+                                      _mm256_set1_ps(params_local[k]), sum);
+            _mm256_maskstore_ps(
+                shape + row, mask,
+                _mm256_add_ps(_mm256_maskload_ps(pdm->mean_shape + row, mask), sum));
+        }
+        return;
+    }
+    /* lanes, added in groups of 4: the whole blocks before halves_from */
+    for (; row + 8 <= whole && row + 8 <= halves_from; row += 8) {
+        __m256 sum =
+            shape_lanes_by_groups(blocked + (size_t)row * (size_t)modes, params_local, modes);
         _mm256_storeu_ps(shape + row, _mm256_add_ps(_mm256_loadu_ps(pdm->mean_shape + row), sum));
     }
-    for (; row < rows; row++) {
-        const float *component = pdm->components + (size_t)row * (size_t)modes;
-        float sum = 0;
-        for (int j = 0; j < modes; j++)
-            sum = fmaf(component[j], params_local[j], sum);
-        shape[row] = pdm->mean_shape[row] + sum;
+    for (; row < rows; row += 8) { /* the rest under a mask, the rows from halves_from as halves */
+        int width = row < whole ? 8 : rows - whole;
+        __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(width), lane);
+        const float *block = blocked + (size_t)row * (size_t)modes;
+        __m256 low[8], high[8], group[4], half[8], quarter[4];
+        shape_lanes_avx2(block, width, params_local, modes, 0, 1, mask, low);
+        shape_lanes_avx2(block, width, params_local, modes, 8, 1, mask, high);
+        for (int q = 0; q < 2; q++) {
+            group[q] = _mm256_add_ps(_mm256_add_ps(low[4 * q], low[4 * q + 1]),
+                                     _mm256_add_ps(low[4 * q + 2], low[4 * q + 3]));
+            group[q + 2] = _mm256_add_ps(_mm256_add_ps(high[4 * q], high[4 * q + 1]),
+                                         _mm256_add_ps(high[4 * q + 2], high[4 * q + 3]));
+        }
+        __m256 sum =
+            _mm256_add_ps(_mm256_add_ps(group[0], group[1]), _mm256_add_ps(group[2], group[3]));
+        for (int l = 0; l < 8; l++)
+            half[l] = _mm256_add_ps(low[l], high[l]);
+        for (int l = 0; l < 4; l++)
+            quarter[l] = _mm256_add_ps(half[l], half[l + 4]);
+        __m256 halves = _mm256_add_ps(_mm256_add_ps(quarter[0], quarter[2]),
+                                      _mm256_add_ps(quarter[1], quarter[3]));
+        __m256i late = _mm256_cmpgt_epi32(_mm256_add_epi32(_mm256_set1_epi32(row), lane),
+                                          _mm256_set1_epi32(halves_from - 1));
+        sum = _mm256_blendv_ps(sum, halves, _mm256_castsi256_ps(late));
+        _mm256_maskstore_ps(shape + row, mask,
+                            _mm256_add_ps(_mm256_maskload_ps(pdm->mean_shape + row, mask), sum));
     }
 }
 #endif
@@ -192,23 +322,45 @@ static int cpu_has_fma(void) {
 #endif
 }
 
-static void compute_shape(const fa_pdm_t *pdm, const float *params_local, float *shape, int fma) {
+static void compute_shape(const fa_pdm_t *pdm, const float *params_local, int halves_from,
+                          float *shape, int fma) {
 #if FA_PDM_X86
-    if (fma && pdm->components_by_mode) {
-        shape_fma(pdm, params_local, shape);
+    if (fma && pdm->components_blocked) {
+        shape_avx2(pdm, params_local, halves_from, shape);
         return;
     }
 #endif
     (void)fma;
-    shape_generic(pdm, params_local, shape);
+    shape_generic(pdm, params_local, halves_from, shape);
+}
+
+/* CalcShape3D on the rows of the listed points (X block, Y block, Z block), from the full shape
+ * in the leading rows' order: the product's last N mod 4 rows are summed again in their own. */
+static void shape_of_points(const fa_pdm_t *pdm, const float *params_local, const int *points,
+                            int count, int fma, float *shape) {
+    float full[3 * MAX_POINTS];
+    int n = pdm->point_count, rows = 3 * count;
+    compute_shape(pdm, params_local, 3 * n, full, fma);
+    for (int b = 0; b < 3; b++)
+        for (int i = 0; i < count; i++)
+            shape[b * count + i] = full[b * n + points[i]];
+    for (int j = rows & ~3; j < rows; j++) {
+        sum_order_t order = sum_order(1, rows, pdm->mode_count, 0, j);
+        shape[j] = shape_row(pdm, params_local, (j / count) * n + points[j % count], order);
+    }
 }
 
 void fa_pdm_shape_3d(const fa_pdm_t *pdm, const float *params_local, float *shape) {
-    compute_shape(pdm, params_local, shape, cpu_has_fma());
+    compute_shape(pdm, params_local, 3 * pdm->point_count & ~3, shape, cpu_has_fma());
 }
 
 void fa_pdm_shape_3d_reference(const fa_pdm_t *pdm, const float *params_local, float *shape) {
-    shape_generic(pdm, params_local, shape);
+    compute_shape(pdm, params_local, 3 * pdm->point_count & ~3, shape, 0);
+}
+
+void fa_pdm_shape_3d_points(const fa_pdm_t *pdm, const float *params_local, const int *points,
+                            int count, int simd, float *shape) {
+    shape_of_points(pdm, params_local, points, count, simd && cpu_has_fma(), shape);
 }
 
 /* Utilities::Euler2RotationMatrix: R = Rx * Ry * Rz, in float. Its sin and cos calls resolve to
@@ -498,16 +650,13 @@ typedef struct fit {
 } fit_t;
 
 /* The shape of the visible points, twice. The Jacobian's (ComputeJacobian's CalcShape3D on the
- * subsampled PDM) always goes through sgemm: compute_shape's pattern. The loop's projection
- * uses M + V * p_local through cv::gemm (C = M), which OpenCV hands to OpenBLAS only from 100
- * rows; below that its own gemm forms a double sum of the float products plus C, rounded once
- * (probed: e.g. the eye models with 6 visible points, 18 rows). */
+ * subsampled PDM) always goes through sgemm, with the visible points' rows as N. The loop's
+ * projection uses M + V * p_local through cv::gemm (C = M), which OpenCV hands to OpenBLAS only
+ * from 100 rows (cblas_sgemm, row-major: the same sgemm as CalcShape3D's); below that its own
+ * gemm forms a double sum of the float products plus C, rounded once (probed: e.g. the eye
+ * models with 6 visible points, 18 rows). */
 static void fit_shape(fit_t *fit, const float *local) {
-    float full[3 * MAX_POINTS];
-    compute_shape(fit->pdm, local, full, fit->fma);
-    for (int b = 0; b < 3; b++)
-        for (int i = 0; i < fit->count; i++)
-            fit->shape[b * fit->count + i] = full[b * fit->n + fit->index[i]];
+    shape_of_points(fit->pdm, local, fit->index, fit->count, fit->fma, fit->shape);
     if (3 * fit->count >= 100) {
         memcpy(fit->projection_shape, fit->shape, sizeof(float) * (size_t)(3 * fit->count));
         return;
@@ -612,140 +761,46 @@ static void fit_gradient(const fit_t *fit, const float *jacobian, const float *r
         gradient[6 + j] = (float)((double)regularisation[j] * local[j] * -1.0 + gradient[6 + j]);
 }
 
-/* Whether OpenBLAS 0.3.21's Haswell sgemm kernel sums C(i, j) of the 40x40 product J^T J in two
- * interleaved accumulators (even and odd k) rather than one. Found by probing the library: it
- * depends on the tile, not on K (for 40x40; other sizes get the single accumulator). */
-static int hessian_two_accumulators(int i, int j, int size) {
-    if (size == 16) return (j / 6) % 2 == 0; /* the eye PDMs (10 modes), probed the same way */
-    if (size == 38) return (i < 8 || (i >= 24 && i < 32)) && j < 36 && (j / 6) % 2 == 0; /* inner */
-    if (size != 40) return 0;
-    if (j >= 36) return 1;
-    if (i < 8) return (j / 6) % 2 == 0;
-    if (i >= 32) return (j / 6) % 2 == 1;
-    return 0;
-}
+/* ---------------------------------------------------------------------------------------------
+ * The Hessian */
 
-/* The Hessian J^T J + Λ as OpenBLAS forms it: fused multiply-adds in k order, then added to Λ.
- * sgemm's C is column-major, so element (i, j) of its product is H[j][i]. The loops run over i
- * innermost so that they vectorise without changing any element's order of operations. */
-static inline FA_ALWAYS_INLINE void hessian_kernel(const float *jacobian, const float *weighted,
-                                                   int rows, int columns,
-                                                   const float *regularisation, float *hessian) {
-    int rows8 = rows - rows % 8;
-    for (int j = 0; j < columns; j++) {
-        float single[MAX_PARAMS] = {0}, even[MAX_PARAMS] = {0}, odd[MAX_PARAMS] = {0};
-        for (int k = 0; k < rows; k++) {
-            const float *row = jacobian + (size_t)k * columns;
-            float b = weighted[(size_t)k * columns + j];
-            for (int i = 0; i < columns; i++)
-                single[i] = fmaf(row[i], b, single[i]);
-        }
-        int first = 0, last = columns; /* the i range summed with two accumulators */
-        while (first < columns && !hessian_two_accumulators(first, j, columns))
-            first++;
-        while (last > first && !hessian_two_accumulators(last - 1, j, columns))
-            last--;
-        for (int k = 0; k < rows8; k += 2) {
-            const float *row0 = jacobian + (size_t)k * columns, *row1 = row0 + columns;
-            float b0 = weighted[(size_t)k * columns + j],
-                  b1 = weighted[(size_t)(k + 1) * columns + j];
-            for (int i = first; i < last; i++) {
-                even[i] = fmaf(row0[i], b0, even[i]);
-                odd[i] = fmaf(row1[i], b1, odd[i]);
-            }
-        }
-        for (int k = rows8; k < rows; k++) {
-            const float *row = jacobian + (size_t)k * columns;
-            for (int i = first; i < last; i++)
-                even[i] = fmaf(row[i], weighted[(size_t)k * columns + j], even[i]);
-        }
-        for (int i = 0; i < columns; i++) {
-            float sum = hessian_two_accumulators(i, j, columns) ? even[i] + odd[i] : single[i];
-            hessian[j * columns + i] = (i == j && i >= 6 ? regularisation[i - 6] : 0.0f) + sum;
-        }
-    }
-}
-
+/* J^T W J + Λ as OpenFace's sgemm forms it: A = J^T (M = the columns, K = the rows), B = the
+ * weighted J (N = the columns), C = Λ with beta = 1. Column-major C(i, j) is
+ * hessian[j * columns + i]: Λ(i, j) plus the sum over k of J[k][i] Jw[k][j] in
+ * sum_order(columns, columns, rows, i, j). For OpenFace's models: one accumulator for i < 32
+ * and for all 16 of the eye models; lanes for the other i of 40 and 38 columns and for all 6
+ * of a rigid step (at least 32 rows), added as halves where i and j are both 36 or 37 (38
+ * columns) or both 4 or 5 (6 columns). */
 static void hessian_generic(const float *jacobian, const float *weighted, int rows, int columns,
                             const float *regularisation, float *hessian) {
-    hessian_kernel(jacobian, weighted, rows, columns, regularisation, hessian);
+    for (int j = 0; j < columns; j++)
+        for (int i = 0; i < columns; i++) {
+            sum_order_t order = sum_order(columns, columns, rows, i, j);
+            float sum = dot_in_order(jacobian + i, (size_t)columns, weighted + j, (size_t)columns,
+                                     rows, order);
+            hessian[j * columns + i] = (i == j && i >= 6 ? regularisation[i - 6] : 0.0f) + sum;
+        }
 }
 
 #if FA_PDM_X86
-/* One column j of the Hessian with AVX2 FMA, eight i at a time: each lane keeps its element's
- * order of operations, so the results equal hessian_generic's. A block of eight i sums either
- * in one accumulator or in OpenBLAS's even/odd pair (the pattern is uniform over a block); rows
- * go in pairs so that the pair's two products land in the right accumulators without branches
- * on k. blocks is a constant at each call, so the accumulators stay in registers. */
-/* Element i >= 8 * blocks of column j, which the vector blocks do not cover, alone. */
-__attribute__((target("avx2,fma"))) static float hessian_leftover_element(const float *jacobian,
-                                                                          const float *weighted,
-                                                                          int rows, int columns,
-                                                                          int i, int j) {
-    int rows8 = rows - rows % 8, two = hessian_two_accumulators(i, j, columns);
-    float even_sum = 0, odd_sum = 0;
-    for (int r = 0; r < rows; r++) {
-        float a = jacobian[(size_t)r * columns + i], w = weighted[(size_t)r * columns + j];
-        if (two && r < rows8 && (r & 1))
-            odd_sum = fmaf(a, w, odd_sum);
-        else
-            even_sum = fmaf(a, w, even_sum);
-    }
-    return two ? even_sum + odd_sum : even_sum;
-}
+/* The SIMD kernels: the elements i < chains of a column sum in one accumulator, the others (at
+ * most 8) in lanes. The AVX2 kernel takes the chains in whole blocks of 8, then a tail: the
+ * fewer than 8 chains left or the lanes. Every vector lane is one element, with
+ * hessian_generic's operations. */
+typedef struct hessian_layout {
+    int chains, blocks, tail_first, tail_count, tail_lanes;
+} hessian_layout_t;
 
-/* Elements i >= 8 * blocks (fewer than 8) of every column: the leftover i as lanes of one masked
- * vector, four columns' chains at a time. A column whose leftover elements do not all sum the
- * same way (one accumulator or two) takes them one by one. */
-__attribute__((target("avx2,fma"))) static void hessian_leftover(const float *jacobian,
-                                                                 const float *weighted, int rows,
-                                                                 int columns, int blocks,
-                                                                 float *hessian) {
-    enum { GROUP = 4 };
-    int first_i = 8 * blocks, lanes = columns - first_i, rows8 = rows - rows % 8;
-    if (lanes <= 0) return;
-    __m256i mask =
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(lanes), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
-    int group[GROUP], count = 0;
-    for (int j = 0; j <= columns; j++) {
-        if (j < columns) {
-            int uniform = 1;
-            for (int i = first_i + 1; i < columns; i++)
-                uniform &= hessian_two_accumulators(i, j, columns) ==
-                           hessian_two_accumulators(first_i, j, columns);
-            if (!uniform) {
-                for (int i = first_i; i < columns; i++)
-                    hessian[j * columns + i] =
-                        hessian_leftover_element(jacobian, weighted, rows, columns, i, j);
-                continue;
-            }
-            group[count++] = j;
-        }
-        if (count == 0 || (count < GROUP && j < columns)) continue;
-        __m256 first[GROUP], second[GROUP];
-        int dual[GROUP], column[GROUP];
-        for (int g = 0; g < GROUP; g++) { /* a short group repeats its first column */
-            column[g] = group[g < count ? g : 0];
-            dual[g] = hessian_two_accumulators(first_i, column[g], columns);
-            first[g] = second[g] = _mm256_setzero_ps();
-        }
-        for (int k = 0; k < rows; k++) {
-            __m256 value = _mm256_maskload_ps(jacobian + (size_t)k * columns + first_i, mask);
-            const float *factors = weighted + (size_t)k * columns;
-            int odd_row = k < rows8 && (k & 1);
-            for (int g = 0; g < GROUP; g++) {
-                __m256 factor = _mm256_set1_ps(factors[column[g]]);
-                if (dual[g] && odd_row)
-                    second[g] = _mm256_fmadd_ps(value, factor, second[g]);
-                else
-                    first[g] = _mm256_fmadd_ps(value, factor, first[g]);
-            }
-        }
-        for (int g = 0; g < count; g++)
-            _mm256_maskstore_ps(hessian + column[g] * columns + first_i, mask,
-                                dual[g] ? _mm256_add_ps(first[g], second[g]) : first[g]);
-        count = 0;
-    }
+static hessian_layout_t hessian_layout(int rows, int columns) {
+    hessian_layout_t layout;
+    layout.chains = sum_order(columns, columns, rows, columns - 1, 0) == SUM_CHAIN
+                        ? columns
+                        : columns - columns % 16;
+    layout.blocks = layout.chains / 8;
+    layout.tail_first = 8 * layout.blocks;
+    layout.tail_count = columns - layout.tail_first;
+    layout.tail_lanes = layout.chains < columns;
+    return layout;
 }
 
 /* Adds the regularisation to the diagonal of the local parameters, as sgemm's C + Λ. */
@@ -756,141 +811,284 @@ static void hessian_regularise(int columns, const float *regularisation, float *
                 (i == j && i >= 6 ? regularisation[i - 6] : 0.0f) + hessian[j * columns + i];
 }
 
-__attribute__((target("avx2,fma"))) static inline FA_ALWAYS_INLINE void
-hessian_column_fma(const float *jacobian, const float *weighted, int rows, int columns, int j,
-                   int blocks, float *out) {
-    enum { BLOCKS = MAX_PARAMS / 8 };
-    __m256 first[BLOCKS], second[BLOCKS]; /* single: first; dual: first = even, second = odd */
-    int dual[BLOCKS];
-    for (int b = 0; b < blocks; b++) {
-        first[b] = second[b] = _mm256_setzero_ps();
-        dual[b] = hessian_two_accumulators(8 * b, j, columns);
+/* The blocks of columns j .. j + COLUMNS - 1: independent chains side by side hide the FMA
+ * latency. COLUMNS and blocks are constants where it is inlined, so the accumulators stay in
+ * registers (COLUMNS x blocks of them). */
+#define HESSIAN_MAX_BLOCKS (MAX_PARAMS / 8)
+#define DEFINE_HESSIAN_CHAINS(NAME, TARGET, COLUMNS)                                               \
+    TARGET static inline FA_ALWAYS_INLINE void NAME(const float *jacobian, const float *weighted,  \
+                                                    int rows, int columns, int j, int blocks,      \
+                                                    float *hessian) {                              \
+        __m256 sum[COLUMNS][HESSIAN_MAX_BLOCKS];                                                   \
+        for (int c = 0; c < COLUMNS; c++)                                                          \
+            for (int b = 0; b < blocks; b++)                                                       \
+                sum[c][b] = _mm256_setzero_ps();                                                   \
+        for (int k = 0; k < rows; k++) {                                                           \
+            const float *row = jacobian + (size_t)k * columns;                                     \
+            const float *factors = weighted + (size_t)k * columns + j;                             \
+            for (int b = 0; b < blocks; b++) {                                                     \
+                __m256 value = _mm256_loadu_ps(row + 8 * b);                                       \
+                for (int c = 0; c < COLUMNS; c++)                                                  \
+                    sum[c][b] = _mm256_fmadd_ps(value, _mm256_set1_ps(factors[c]), sum[c][b]);     \
+            }                                                                                      \
+        }                                                                                          \
+        for (int c = 0; c < COLUMNS; c++)                                                          \
+            for (int b = 0; b < blocks; b++)                                                       \
+                _mm256_storeu_ps(hessian + (size_t)(j + c) * columns + 8 * b, sum[c][b]);          \
     }
-    int rows8 = rows - rows % 8, k = 0;
-    for (; k < rows8; k += 2) {
-        const float *row0 = jacobian + (size_t)k * columns, *row1 = row0 + columns;
-        __m256 factor0 = _mm256_set1_ps(weighted[(size_t)k * columns + j]);
-        __m256 factor1 = _mm256_set1_ps(weighted[(size_t)(k + 1) * columns + j]);
-        for (int b = 0; b < blocks; b++) {
-            __m256 value0 = _mm256_loadu_ps(row0 + 8 * b), value1 = _mm256_loadu_ps(row1 + 8 * b);
-            first[b] = _mm256_fmadd_ps(value0, factor0, first[b]);
-            if (dual[b])
-                second[b] = _mm256_fmadd_ps(value1, factor1, second[b]);
-            else
-                first[b] = _mm256_fmadd_ps(value1, factor1, first[b]);
-        }
+
+#define AVX2_TARGET __attribute__((target("avx2,fma")))
+#define WIDE_TARGET __attribute__((target("avx2,fma,avx512f,avx512vl")))
+DEFINE_HESSIAN_CHAINS(hessian_chains_1, AVX2_TARGET, 1)
+DEFINE_HESSIAN_CHAINS(hessian_chains_3, AVX2_TARGET, 3)
+
+/* The blocks of every column, GROUP columns at a time (a remainder one by one); the switch
+ * gives the model sizes (4 blocks: 38 and 40 columns; 2: 16) constant loops. */
+#define DEFINE_HESSIAN_BLOCKS(NAME, TARGET, GROUP, CHAINS)                                         \
+    TARGET static void NAME(const float *jacobian, const float *weighted, int rows, int columns,   \
+                            int blocks, float *hessian) {                                          \
+        int j = 0;                                                                                 \
+        for (; j + GROUP <= columns; j += GROUP)                                                   \
+            switch (blocks) {                                                                      \
+            case 4:                                                                                \
+                CHAINS(jacobian, weighted, rows, columns, j, 4, hessian);                          \
+                break;                                                                             \
+            case 2:                                                                                \
+                CHAINS(jacobian, weighted, rows, columns, j, 2, hessian);                          \
+                break;                                                                             \
+            default:                                                                               \
+                CHAINS(jacobian, weighted, rows, columns, j, blocks, hessian);                     \
+                break;                                                                             \
+            }                                                                                      \
+        for (; j < columns; j++)                                                                   \
+            hessian_chains_1(jacobian, weighted, rows, columns, j, blocks, hessian);               \
     }
-    for (; k < rows; k++) { /* the tail rows go to the even accumulator */
-        const float *row = jacobian + (size_t)k * columns;
-        __m256 factor = _mm256_set1_ps(weighted[(size_t)k * columns + j]);
-        for (int b = 0; b < blocks; b++)
-            first[b] = _mm256_fmadd_ps(_mm256_loadu_ps(row + 8 * b), factor, first[b]);
+DEFINE_HESSIAN_BLOCKS(hessian_blocks_avx2, AVX2_TARGET, 3, hessian_chains_3)
+
+/* With AVX-512, the single chains of columns j .. j + COLUMNS - 1 sixteen elements to a vector:
+ * all `chains` of a column in `blocks` vectors, the last one under a mask when chains is not a
+ * multiple of 16 (so no tail of single chains is left). */
+#define HESSIAN_MAX_WIDE_BLOCKS ((MAX_PARAMS + 15) / 16)
+#define DEFINE_HESSIAN_WIDE_CHAINS(NAME, COLUMNS)                                                  \
+    WIDE_TARGET static inline FA_ALWAYS_INLINE void NAME(                                          \
+        const float *jacobian, const float *weighted, int rows, int columns, int j, int chains,    \
+        int blocks, float *hessian) {                                                              \
+        __m512 sum[COLUMNS][HESSIAN_MAX_WIDE_BLOCKS];                                              \
+        __mmask16 mask[HESSIAN_MAX_WIDE_BLOCKS];                                                   \
+        for (int b = 0; b < blocks; b++) {                                                         \
+            int count = chains - 16 * b < 16 ? chains - 16 * b : 16;                               \
+            mask[b] = (__mmask16)((1u << count) - 1);                                              \
+            for (int c = 0; c < COLUMNS; c++)                                                      \
+                sum[c][b] = _mm512_setzero_ps();                                                   \
+        }                                                                                          \
+        for (int k = 0; k < rows; k++) {                                                           \
+            const float *row = jacobian + (size_t)k * columns;                                     \
+            const float *factors = weighted + (size_t)k * columns + j;                             \
+            for (int b = 0; b < blocks; b++) {                                                     \
+                __m512 value = _mm512_maskz_loadu_ps(mask[b], row + 16 * b);                       \
+                for (int c = 0; c < COLUMNS; c++)                                                  \
+                    sum[c][b] = _mm512_fmadd_ps(value, _mm512_set1_ps(factors[c]), sum[c][b]);     \
+            }                                                                                      \
+        }                                                                                          \
+        for (int c = 0; c < COLUMNS; c++)                                                          \
+            for (int b = 0; b < blocks; b++)                                                       \
+                _mm512_mask_storeu_ps(hessian + (size_t)(j + c) * columns + 16 * b, mask[b],       \
+                                      sum[c][b]);                                                  \
     }
-    for (int b = 0; b < blocks; b++)
-        _mm256_storeu_ps(out + 8 * b, dual[b] ? _mm256_add_ps(first[b], second[b]) : first[b]);
+DEFINE_HESSIAN_WIDE_CHAINS(hessian_wide_chains_8, 8)
+DEFINE_HESSIAN_WIDE_CHAINS(hessian_wide_chains_4, 4)
+DEFINE_HESSIAN_WIDE_CHAINS(hessian_wide_chains_2, 2)
+DEFINE_HESSIAN_WIDE_CHAINS(hessian_wide_chains_1, 1)
+
+/* Every column's single chains, eight columns at a time, then four, two and one (16 live
+ * accumulators for the models' 2 blocks, in AVX-512's 32 registers). */
+#define HESSIAN_WIDE_GROUP(CHAINS, BLOCKS)                                                         \
+    CHAINS(jacobian, weighted, rows, columns, j, chains, BLOCKS, hessian)
+#define HESSIAN_WIDE_GROUPS(BLOCKS)                                                                \
+    do {                                                                                           \
+        for (; j + 8 <= columns; j += 8)                                                           \
+            HESSIAN_WIDE_GROUP(hessian_wide_chains_8, BLOCKS);                                     \
+        if (j + 4 <= columns) HESSIAN_WIDE_GROUP(hessian_wide_chains_4, BLOCKS), j += 4;           \
+        if (j + 2 <= columns) HESSIAN_WIDE_GROUP(hessian_wide_chains_2, BLOCKS), j += 2;           \
+        if (j < columns) HESSIAN_WIDE_GROUP(hessian_wide_chains_1, BLOCKS), j++;                   \
+    } while (0)
+WIDE_TARGET static void hessian_blocks_wide(const float *jacobian, const float *weighted, int rows,
+                                            int columns, int chains, float *hessian) {
+    int j = 0, blocks = (chains + 15) / 16;
+    if (blocks == 1)
+        HESSIAN_WIDE_GROUPS(1);
+    else if (blocks == 2)
+        HESSIAN_WIDE_GROUPS(2);
+    else
+        HESSIAN_WIDE_GROUPS(blocks);
 }
 
-/* Columns j and j + 1 together, each lane as hessian_column_fma's. A single-accumulator block
- * takes two dependent FMAs per pair of rows, so one column waits on FMA latency; two columns
- * give twice the independent chains. Their 20 accumulators need AVX-512VL's 32 registers
- * (the vectors stay 256 bits wide). */
-#define HESSIAN_WIDE_TARGET __attribute__((target("avx2,fma,avx512f,avx512vl")))
-HESSIAN_WIDE_TARGET static inline FA_ALWAYS_INLINE void
-hessian_column_pair_wide(const float *jacobian, const float *weighted, int rows, int columns, int j,
-                         int blocks, float *out0, float *out1) {
-    enum { BLOCKS = MAX_PARAMS / 8 };
-    __m256 first0[BLOCKS], second0[BLOCKS], first1[BLOCKS], second1[BLOCKS];
-    int dual0[BLOCKS], dual1[BLOCKS];
-    for (int b = 0; b < blocks; b++) {
-        first0[b] = second0[b] = first1[b] = second1[b] = _mm256_setzero_ps();
-        dual0[b] = hessian_two_accumulators(8 * b, j, columns);
-        dual1[b] = hessian_two_accumulators(8 * b, j + 1, columns);
-    }
-    int rows8 = rows - rows % 8, k = 0;
-    for (; k < rows8; k += 2) {
-        const float *row0 = jacobian + (size_t)k * columns, *row1 = row0 + columns;
-        const float *factors0 = weighted + (size_t)k * columns + j, *factors1 = factors0 + columns;
-        __m256 a0 = _mm256_set1_ps(factors0[0]), a1 = _mm256_set1_ps(factors1[0]);
-        __m256 b0 = _mm256_set1_ps(factors0[1]), b1 = _mm256_set1_ps(factors1[1]);
-        for (int b = 0; b < blocks; b++) {
-            __m256 value0 = _mm256_loadu_ps(row0 + 8 * b), value1 = _mm256_loadu_ps(row1 + 8 * b);
-            first0[b] = _mm256_fmadd_ps(value0, a0, first0[b]);
-            first1[b] = _mm256_fmadd_ps(value0, b0, first1[b]);
-            if (dual0[b])
-                second0[b] = _mm256_fmadd_ps(value1, a1, second0[b]);
-            else
-                first0[b] = _mm256_fmadd_ps(value1, a1, first0[b]);
-            if (dual1[b])
-                second1[b] = _mm256_fmadd_ps(value1, b1, second1[b]);
-            else
-                first1[b] = _mm256_fmadd_ps(value1, b1, first1[b]);
+/* A tail of fewer than 8 single chains in every column: the tail's elements as the lanes of one
+ * masked vector, four columns' chains at a time (a short group repeats its first column). */
+AVX2_TARGET static void hessian_tail_chains(const float *jacobian, const float *weighted, int rows,
+                                            int columns, hessian_layout_t layout, float *hessian) {
+    enum { GROUP = 4 };
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(layout.tail_count),
+                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const float *tail = jacobian + layout.tail_first;
+    for (int j0 = 0; j0 < columns; j0 += GROUP) {
+        int column[GROUP];
+        __m256 sum[GROUP];
+        for (int g = 0; g < GROUP; g++) {
+            column[g] = j0 + g < columns ? j0 + g : j0;
+            sum[g] = _mm256_setzero_ps();
         }
-    }
-    for (; k < rows; k++) {
-        const float *row = jacobian + (size_t)k * columns;
-        __m256 a = _mm256_set1_ps(weighted[(size_t)k * columns + j]);
-        __m256 b_ = _mm256_set1_ps(weighted[(size_t)k * columns + j + 1]);
-        for (int b = 0; b < blocks; b++) {
-            __m256 value = _mm256_loadu_ps(row + 8 * b);
-            first0[b] = _mm256_fmadd_ps(value, a, first0[b]);
-            first1[b] = _mm256_fmadd_ps(value, b_, first1[b]);
+        for (int k = 0; k < rows; k++) {
+            __m256 value = _mm256_maskload_ps(tail + (size_t)k * columns, mask);
+            for (int g = 0; g < GROUP; g++)
+                sum[g] = _mm256_fmadd_ps(
+                    value, _mm256_set1_ps(weighted[(size_t)k * columns + column[g]]), sum[g]);
         }
-    }
-    for (int b = 0; b < blocks; b++) {
-        _mm256_storeu_ps(out0 + 8 * b, dual0[b] ? _mm256_add_ps(first0[b], second0[b]) : first0[b]);
-        _mm256_storeu_ps(out1 + 8 * b, dual1[b] ? _mm256_add_ps(first1[b], second1[b]) : first1[b]);
+        for (int g = 0; g < GROUP && j0 + g < columns; g++)
+            _mm256_maskstore_ps(hessian + (size_t)column[g] * columns + layout.tail_first, mask,
+                                sum[g]);
     }
 }
 
-HESSIAN_WIDE_TARGET static void hessian_wide(const float *jacobian, const float *weighted, int rows,
-                                             int columns, const float *regularisation,
-                                             float *hessian) {
-    int blocks = columns / 8, j = 0;
-    for (; j + 1 < columns; j += 2) {
-        float *out0 = hessian + j * columns, *out1 = out0 + columns;
-        switch (blocks) { /* the model sizes: 40 and 38 (5 and 4 blocks), 16 (2) */
-        case 5:
-            hessian_column_pair_wide(jacobian, weighted, rows, columns, j, 5, out0, out1);
-            break;
-        case 4:
-            hessian_column_pair_wide(jacobian, weighted, rows, columns, j, 4, out0, out1);
-            break;
-        case 2:
-            hessian_column_pair_wide(jacobian, weighted, rows, columns, j, 2, out0, out1);
-            break;
-        default:
-            hessian_column_pair_wide(jacobian, weighted, rows, columns, j, blocks, out0, out1);
-            break;
+/* The lanes of a tail (16 vectors, each lane one element) added in groups of 4 and as halves;
+ * in columns from columns & ~3 on, the elements from there on take the halves. */
+AVX2_TARGET static inline FA_ALWAYS_INLINE __m256 lanes_total(const __m256 x[16], int columns,
+                                                              int first, int j) {
+    __m256 group[4], half[8], quarter[4];
+    for (int q = 0; q < 4; q++)
+        group[q] = _mm256_add_ps(_mm256_add_ps(x[4 * q], x[4 * q + 1]),
+                                 _mm256_add_ps(x[4 * q + 2], x[4 * q + 3]));
+    __m256 by_groups =
+        _mm256_add_ps(_mm256_add_ps(group[0], group[1]), _mm256_add_ps(group[2], group[3]));
+    int whole = columns & ~3;
+    if (j < whole) return by_groups;
+    for (int l = 0; l < 8; l++)
+        half[l] = _mm256_add_ps(x[l], x[l + 8]);
+    for (int l = 0; l < 4; l++)
+        quarter[l] = _mm256_add_ps(half[l], half[l + 4]);
+    __m256 by_halves =
+        _mm256_add_ps(_mm256_add_ps(quarter[0], quarter[2]), _mm256_add_ps(quarter[1], quarter[3]));
+    __m256i past = _mm256_cmpgt_epi32(
+        _mm256_add_epi32(_mm256_set1_epi32(first), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7)),
+        _mm256_set1_epi32(whole - 1));
+    return _mm256_blendv_ps(by_groups, by_halves, _mm256_castsi256_ps(past));
+}
+
+/* A tail summed in lanes, column by column: lane l of each element takes the rows k = l mod
+ * 16, one lane at a time (16 accumulators would not fit AVX2's registers). */
+AVX2_TARGET static void hessian_tail_lanes_avx2(const float *jacobian, const float *weighted,
+                                                int rows, int columns, hessian_layout_t layout,
+                                                float *hessian) {
+    __m256i mask = _mm256_cmpgt_epi32(_mm256_set1_epi32(layout.tail_count),
+                                      _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    const float *tail = jacobian + layout.tail_first;
+    for (int j = 0; j < columns; j++) {
+        __m256 x[16];
+        for (int l = 0; l < 16; l++) {
+            x[l] = _mm256_setzero_ps();
+            for (int k = l; k < rows; k += 16)
+                x[l] = _mm256_fmadd_ps(_mm256_maskload_ps(tail + (size_t)k * columns, mask),
+                                       _mm256_set1_ps(weighted[(size_t)k * columns + j]), x[l]);
+        }
+        _mm256_maskstore_ps(hessian + (size_t)j * columns + layout.tail_first, mask,
+                            lanes_total(x, columns, layout.tail_first, j));
+    }
+}
+
+/* A tail summed in lanes with AVX-512VL's 32 registers: as hessian_tail_lanes_avx2, but the 16
+ * lane accumulators of a column live together, so the rows are read in order. Used below 16
+ * columns (the rigid 6). */
+WIDE_TARGET static void hessian_tail_lanes_narrow(const float *jacobian, const float *weighted,
+                                                  int rows, int columns, hessian_layout_t layout,
+                                                  float *hessian) {
+    __mmask8 mask = (__mmask8)((1u << layout.tail_count) - 1);
+    const float *tail = jacobian + layout.tail_first;
+    for (int j = 0; j < columns; j++) {
+        __m256 x[16];
+        for (int l = 0; l < 16; l++)
+            x[l] = _mm256_setzero_ps();
+        for (int k0 = 0; k0 < rows; k0 += 16)
+            for (int l = 0; l < 16; l++) {
+                int k = k0 + l;
+                if (k < rows)
+                    x[l] = _mm256_fmadd_ps(_mm256_maskz_loadu_ps(mask, tail + (size_t)k * columns),
+                                           _mm256_set1_ps(weighted[(size_t)k * columns + j]), x[l]);
+            }
+        _mm256_mask_storeu_ps(hessian + (size_t)j * columns + layout.tail_first, mask,
+                              lanes_total(x, columns, layout.tail_first, j));
+    }
+}
+
+/* A tail summed in lanes with AVX-512, sixteen columns j to a vector instead of the tail's
+ * elements i: an element's lanes as 16 vectors that live together in the 32 registers, so the
+ * rows are read in order. Used from 16 columns on (the models' 38 and 40). */
+WIDE_TARGET static void hessian_tail_lanes_wide(const float *jacobian, const float *weighted,
+                                                int rows, int columns, hessian_layout_t layout,
+                                                float *hessian) {
+    int whole = columns & ~3;
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    for (int j0 = 0; j0 < columns; j0 += 16) {
+        int count = columns - j0 < 16 ? columns - j0 : 16;
+        __mmask16 mask = (__mmask16)((1u << count) - 1);
+        /* the columns from whole on take the halves in the elements from whole on */
+        __mmask16 late = _mm512_cmpge_epi32_mask(_mm512_add_epi32(_mm512_set1_epi32(j0), lane),
+                                                 _mm512_set1_epi32(whole));
+        for (int i = layout.tail_first; i < columns; i++) {
+            __m512 x[16];
+            for (int l = 0; l < 16; l++)
+                x[l] = _mm512_setzero_ps();
+            for (int k0 = 0; k0 < rows; k0 += 16)
+                for (int l = 0; l < 16; l++) {
+                    int k = k0 + l;
+                    if (k < rows)
+                        x[l] = _mm512_fmadd_ps(
+                            _mm512_set1_ps(jacobian[(size_t)k * columns + i]),
+                            _mm512_maskz_loadu_ps(mask, weighted + (size_t)k * columns + j0), x[l]);
+                }
+            __m512 group[4], half[8], quarter[4];
+            for (int q = 0; q < 4; q++)
+                group[q] = _mm512_add_ps(_mm512_add_ps(x[4 * q], x[4 * q + 1]),
+                                         _mm512_add_ps(x[4 * q + 2], x[4 * q + 3]));
+            __m512 total =
+                _mm512_add_ps(_mm512_add_ps(group[0], group[1]), _mm512_add_ps(group[2], group[3]));
+            if (i >= whole && late) {
+                for (int l = 0; l < 8; l++)
+                    half[l] = _mm512_add_ps(x[l], x[l + 8]);
+                for (int l = 0; l < 4; l++)
+                    quarter[l] = _mm512_add_ps(half[l], half[l + 4]);
+                total = _mm512_mask_blend_ps(late, total,
+                                             _mm512_add_ps(_mm512_add_ps(quarter[0], quarter[2]),
+                                                           _mm512_add_ps(quarter[1], quarter[3])));
+            }
+            float sums[16];
+            _mm512_storeu_ps(sums, total);
+            for (int c = 0; c < count; c++)
+                hessian[(size_t)(j0 + c) * columns + i] = sums[c];
         }
     }
-    if (j < columns) /* an odd column count's last column */
-        hessian_column_fma(jacobian, weighted, rows, columns, j, blocks, hessian + j * columns);
-    hessian_leftover(jacobian, weighted, rows, columns, blocks, hessian);
+}
+
+AVX2_TARGET static void hessian_avx2(const float *jacobian, const float *weighted, int rows,
+                                     int columns, const float *regularisation, float *hessian) {
+    hessian_layout_t layout = hessian_layout(rows, columns);
+    if (layout.blocks)
+        hessian_blocks_avx2(jacobian, weighted, rows, columns, layout.blocks, hessian);
+    if (layout.tail_count && layout.tail_lanes)
+        hessian_tail_lanes_avx2(jacobian, weighted, rows, columns, layout, hessian);
+    else if (layout.tail_count)
+        hessian_tail_chains(jacobian, weighted, rows, columns, layout, hessian);
     hessian_regularise(columns, regularisation, hessian);
 }
 
-__attribute__((target("avx2,fma"))) static void
-hessian_fma(const float *jacobian, const float *weighted, int rows, int columns,
-            const float *regularisation, float *hessian) {
-    int blocks = columns / 8;
-    for (int j = 0; j < columns; j++) {
-        float *out = hessian + j * columns;
-        switch (blocks) { /* the model sizes: 40 and 38 (5 and 4 blocks), 16 (2) */
-        case 5:
-            hessian_column_fma(jacobian, weighted, rows, columns, j, 5, out);
-            break;
-        case 4:
-            hessian_column_fma(jacobian, weighted, rows, columns, j, 4, out);
-            break;
-        case 2:
-            hessian_column_fma(jacobian, weighted, rows, columns, j, 2, out);
-            break;
-        default:
-            hessian_column_fma(jacobian, weighted, rows, columns, j, blocks, out);
-            break;
-        }
-    }
-    hessian_leftover(jacobian, weighted, rows, columns, blocks, hessian);
+WIDE_TARGET static void hessian_wide(const float *jacobian, const float *weighted, int rows,
+                                     int columns, const float *regularisation, float *hessian) {
+    hessian_layout_t layout = hessian_layout(rows, columns);
+    if (layout.chains)
+        hessian_blocks_wide(jacobian, weighted, rows, columns, layout.chains, hessian);
+    if (layout.tail_count && layout.tail_lanes && columns >= 16)
+        hessian_tail_lanes_wide(jacobian, weighted, rows, columns, layout, hessian);
+    else if (layout.tail_count && layout.tail_lanes)
+        hessian_tail_lanes_narrow(jacobian, weighted, rows, columns, layout, hessian);
     hessian_regularise(columns, regularisation, hessian);
 }
 
@@ -900,7 +1098,7 @@ static void hessian_simd(const float *jacobian, const float *weighted, int rows,
     if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
         hessian_wide(jacobian, weighted, rows, columns, regularisation, hessian);
     else
-        hessian_fma(jacobian, weighted, rows, columns, regularisation, hessian);
+        hessian_avx2(jacobian, weighted, rows, columns, regularisation, hessian);
 }
 #endif
 
@@ -1227,7 +1425,7 @@ int fa_pdm_hessian_kernel(int kernel, const float *jacobian, const float *weight
 #if FA_PDM_X86
     if (!cpu_has_fma()) return 0;
     if (kernel == FA_PDM_HESSIAN_AVX2) {
-        hessian_fma(jacobian, weighted, rows, columns, regularisation, hessian);
+        hessian_avx2(jacobian, weighted, rows, columns, regularisation, hessian);
         return 1;
     }
     if (kernel == FA_PDM_HESSIAN_WIDE && __builtin_cpu_supports("avx512f") &&

@@ -18,8 +18,10 @@ typedef struct fa_pdm {
     float *mean_shape;         /* 3 * point_count: X0..X67, Y0..Y67, Z0..Z67 */
     float *components;         /* (3 * point_count) x mode_count, row-major */
     float *eigenvalues;        /* mode_count */
-    float *components_by_mode; /* the same transposed: mode_count x (3 * point_count), so that
-                                  the shape's rows can be summed eight at a time */
+    float *components_blocked; /* the same in blocks of 8 rows, mode after mode (8 x
+                                  mode_count values a block; the last rows' block as wide as
+                                  they are), so that the shape's rows can be summed eight at a
+                                  time from contiguous memory */
 } fa_pdm_t;
 
 /* Parses an OpenFace PDM text file held in memory; name is used in messages. */
@@ -28,10 +30,16 @@ fa_status fa_pdm_parse(const char *data, size_t size, const char *name, fa_pdm_t
 fa_status fa_pdm_load(const char *path, fa_pdm_t *pdm, fa_error_t *error);
 void fa_pdm_release(fa_pdm_t *pdm);
 
-/* shape = mean + components * params_local (3 * point_count values, X block, Y block, Z block). */
+/* shape = mean + components * params_local (3 * point_count values, X block, Y block, Z block),
+ * summed as OpenFace's PDM::CalcShape3D has OpenBLAS sum it. */
 void fa_pdm_shape_3d(const fa_pdm_t *pdm, const float *params_local, float *shape);
 /* The same in plain C (what the SIMD path is tested against). */
 void fa_pdm_shape_3d_reference(const fa_pdm_t *pdm, const float *params_local, float *shape);
+/* The shape of the count listed points alone (3 * count values, X block, Y block, Z block), as
+ * CalcParams has CalcShape3D form it on the PDM of its visible points (the sums of the last rows
+ * depend on count). simd = 0: plain C. */
+void fa_pdm_shape_3d_points(const fa_pdm_t *pdm, const float *params_local, const int *points,
+                            int count, int simd, float *shape);
 
 /* 2D landmarks (x0..x67, y0..y67) of params under weak perspective projection. */
 void fa_pdm_shape_2d(const fa_pdm_t *pdm, const float params_global[6], const float *params_local,
@@ -67,13 +75,14 @@ void fa_pdm_jacobian(const fa_pdm_t *pdm, const float params_global[6], const fl
  * columns - 6 non-rigid entries. weighted is rows x columns. */
 void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *residual,
                      const float *regularisation, const float *params_local, float *gradient);
-/* jacobian^T * weighted + diag(0 x 6, regularisation) as OpenBLAS sgemm sums it (columns of
- * 6, 16, 38 or 40; other sizes with one accumulator). */
+/* jacobian^T * weighted + diag(0 x 6, regularisation) as OpenFace's sgemm has OpenBLAS sum it
+ * (jacobian and weighted are rows x columns): hessian[j * columns + i] sums jacobian[k][i] *
+ * weighted[k][j], sgemm's column-major C read as row-major, as cv::solve then reads it. */
 void fa_pdm_hessian(const float *jacobian, const float *weighted, int rows, int columns,
                     const float *regularisation, float *hessian);
-/* The same with one SIMD kernel, for tests: FA_PDM_HESSIAN_AVX2 (AVX2 + FMA, one column at a
- * time) or FA_PDM_HESSIAN_WIDE (two columns in AVX-512VL's 32 registers). Returns 0 when the CPU
- * lacks it, and then computes nothing. */
+/* The same with one SIMD kernel, for tests: FA_PDM_HESSIAN_AVX2 (AVX2 + FMA, three columns at a
+ * time) or FA_PDM_HESSIAN_WIDE (AVX-512F and VL: sixteen elements a vector, eight columns at a
+ * time). Returns 0 when the CPU lacks it, and then computes nothing. */
 enum { FA_PDM_HESSIAN_AVX2 = 1, FA_PDM_HESSIAN_WIDE = 2 };
 int fa_pdm_hessian_kernel(int kernel, const float *jacobian, const float *weighted, int rows,
                           int columns, const float *regularisation, float *hessian);

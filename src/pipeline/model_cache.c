@@ -281,7 +281,7 @@ static void visit_pdm(cache_io_t *io, fa_pdm_t *pdm) {
     io_array(io, &pdm->mean_shape, FA_CACHE_F32, values);
     io_array(io, &pdm->components, FA_CACHE_F32, values * (size_t)pdm->mode_count);
     io_array(io, &pdm->eigenvalues, FA_CACHE_F32, (size_t)pdm->mode_count);
-    io_array(io, &pdm->components_by_mode, FA_CACHE_F32, values * (size_t)pdm->mode_count);
+    io_array(io, &pdm->components_blocked, FA_CACHE_F32, values * (size_t)pdm->mode_count);
 }
 
 static void visit_triangulation(cache_io_t *io, fa_triangulation_t *triangulation) {
