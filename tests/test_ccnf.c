@@ -394,6 +394,8 @@ static void test_kernels(const fa_ccnf_t *ccnf, fa_ccnf_workspace_t *reference,
             fa_ccnf_raw_reference(&scale->experts[e], window, area, raw1, reference);
             fa_ccnf_raw_avx2(&scale->experts[e], window, area, raw2, fast);
             mismatches += memcmp(raw1, raw2, sizeof(float) * window * window) != 0;
+            fa_ccnf_raw_avx2_narrow(&scale->experts[e], window, area, raw2, fast);
+            mismatches += memcmp(raw1, raw2, sizeof(float) * window * window) != 0;
             /* Sigma product on a random matrix with a negative minimum now and then. */
             int n = window * window, stride = (n + 7) & ~7;
             float *sigma = calloc((size_t)n * stride, sizeof(float));
@@ -405,7 +407,7 @@ static void test_kernels(const fa_ccnf_t *ccnf, fa_ccnf_workspace_t *reference,
             mismatches += memcmp(out1, out2, sizeof(float) * n) != 0;
             fa_ccnf_sigma_avx2_narrow(sigma, stride, n, raw1, out2);
             mismatches += memcmp(out1, out2, sizeof(float) * n) != 0;
-            compared += 3;
+            compared += 4;
             free(sigma);
         }
     CHECK(mismatches == 0, "%d of %d kernel results differ between AVX2 and reference", mismatches,
