@@ -12,12 +12,19 @@
 #include <string.h>
 
 #define TARGET __attribute__((target("avx2,fma")))
+#define TARGET_WIDE __attribute__((target("avx2,fma,avx512f,avx512vl")))
 
 enum { S = FA_CCNF_SUPPORT, PIXELS = S * S, PAD_STRIDE = 32, LANES = 8 };
 
 int fa_ccnf_avx2_supported(void) {
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+int fa_ccnf_avx512_supported(void) {
+    __builtin_cpu_init();
+    return fa_ccnf_avx2_supported() && __builtin_cpu_supports("avx512f") &&
+           __builtin_cpu_supports("avx512vl");
 }
 
 /* Eight positions whose responses are computed together: along a row from (x0, y0) (padded
@@ -72,6 +79,21 @@ TARGET static inline __attribute__((always_inline)) void normalise_groups(const 
     }
 }
 
+static const double INVERSE_FACTORIALS[14] = {1.0,
+                                              1.0,
+                                              1.0 / 2,
+                                              1.0 / 6,
+                                              1.0 / 24,
+                                              1.0 / 120,
+                                              1.0 / 720,
+                                              1.0 / 5040,
+                                              1.0 / 40320,
+                                              1.0 / 362880,
+                                              1.0 / 3628800,
+                                              1.0 / 39916800,
+                                              1.0 / 479001600,
+                                              1.0 / 6227020800.0};
+
 /* e^x for |x| < 600 within a few units in the last place (not glibc's bits): x = k ln2 + r,
  * e^r by its Taylor series to r^13 (|r| <= ln2 / 2), 2^k put into the exponent. */
 TARGET static inline __m256d exp_near(__m256d x) {
@@ -80,23 +102,9 @@ TARGET static inline __m256d exp_near(__m256d x) {
     __m256d k = _mm256_sub_pd(k_shifted, magic);
     __m256d r = _mm256_fnmadd_pd(k, _mm256_set1_pd(0x1.62e42fefa39efp-1), x);
     r = _mm256_fnmadd_pd(k, _mm256_set1_pd(0x1.abc9e3b39803fp-56), r);
-    static const double inverse_factorials[14] = {1.0,
-                                                  1.0,
-                                                  1.0 / 2,
-                                                  1.0 / 6,
-                                                  1.0 / 24,
-                                                  1.0 / 120,
-                                                  1.0 / 720,
-                                                  1.0 / 5040,
-                                                  1.0 / 40320,
-                                                  1.0 / 362880,
-                                                  1.0 / 3628800,
-                                                  1.0 / 39916800,
-                                                  1.0 / 479001600,
-                                                  1.0 / 6227020800.0};
-    __m256d p = _mm256_set1_pd(inverse_factorials[13]);
+    __m256d p = _mm256_set1_pd(INVERSE_FACTORIALS[13]);
     for (int i = 12; i >= 0; i--)
-        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(inverse_factorials[i]));
+        p = _mm256_fmadd_pd(p, r, _mm256_set1_pd(INVERSE_FACTORIALS[i]));
     /* the low bits of k_shifted hold k + 2^51; 2^k's bits are (k + 1023) << 52 */
     __m256i bits = _mm256_sub_epi64(_mm256_castpd_si256(k_shifted), _mm256_castpd_si256(magic));
     bits = _mm256_slli_epi64(_mm256_add_epi64(bits, _mm256_set1_epi64x(1023)), 52);
@@ -144,6 +152,57 @@ TARGET void fa_ccnf_sigmoid_sums_avx2(const double *alphas, int count, const flo
         }
     _mm_store_ps(response, low);
     _mm_store_ps(response + 4, high);
+}
+
+/* exp_near on eight lanes (AVX-512), the same operations. */
+TARGET_WIDE static inline __m512d exp_near_wide(__m512d x) {
+    const __m512d magic = _mm512_set1_pd(0x1.8p52);
+    __m512d k_shifted = _mm512_add_pd(_mm512_mul_pd(x, _mm512_set1_pd(0x1.71547652b82fep0)), magic);
+    __m512d k = _mm512_sub_pd(k_shifted, magic);
+    __m512d r = _mm512_fnmadd_pd(k, _mm512_set1_pd(0x1.62e42fefa39efp-1), x);
+    r = _mm512_fnmadd_pd(k, _mm512_set1_pd(0x1.abc9e3b39803fp-56), r);
+    __m512d p = _mm512_set1_pd(INVERSE_FACTORIALS[13]);
+    for (int i = 12; i >= 0; i--)
+        p = _mm512_fmadd_pd(p, r, _mm512_set1_pd(INVERSE_FACTORIALS[i]));
+    __m512i bits = _mm512_sub_epi64(_mm512_castpd_si512(k_shifted), _mm512_castpd_si512(magic));
+    bits = _mm512_slli_epi64(_mm512_add_epi64(bits, _mm512_set1_epi64(1023)), 52);
+    return _mm512_mul_pd(p, _mm512_castsi512_pd(bits));
+}
+
+/* add_sigmoids on eight lanes (AVX-512), the same operations and the same check. */
+TARGET_WIDE static inline __m256 add_sigmoids_wide(__m256 response, double alpha,
+                                                   __m256 activation) {
+    __m512d z = _mm512_cvtps_pd(activation);
+    __m512d e = exp_near_wide(_mm512_sub_pd(_mm512_setzero_pd(), z));
+    __m512d sum = _mm512_add_pd(
+        _mm512_cvtps_pd(response),
+        _mm512_div_pd(_mm512_set1_pd(2.0 * alpha), _mm512_add_pd(_mm512_set1_pd(1.0), e)));
+    __m512d margin = _mm512_mul_pd(_mm512_abs_pd(sum), _mm512_set1_pd(0x1p-40));
+    __m256 rounded = _mm512_cvtpd_ps(sum);
+    __m256 low = _mm512_cvtpd_ps(_mm512_sub_pd(sum, margin));
+    __m256 high = _mm512_cvtpd_ps(_mm512_add_pd(sum, margin));
+    __mmask8 in_range = _mm512_cmp_pd_mask(_mm512_abs_pd(z), _mm512_set1_pd(600.0), _CMP_LT_OQ);
+    unsigned uncertain = (unsigned)_mm256_cmp_ps_mask(low, high, _CMP_NEQ_UQ) | (~in_range & 255u);
+    if (__builtin_expect(uncertain != 0, 0)) {
+        _Alignas(32) float lanes[8], previous[8], activations[8];
+        _mm256_store_ps(lanes, rounded);
+        _mm256_store_ps(previous, response);
+        _mm256_store_ps(activations, activation);
+        for (int l = 0; l < 8; l++)
+            if (uncertain & (1u << l))
+                lanes[l] = fa_ccnf_add_sigmoid(previous[l], alpha, activations[l]);
+        rounded = _mm256_load_ps(lanes);
+    }
+    return rounded;
+}
+
+TARGET_WIDE void fa_ccnf_sigmoid_sums_wide(const double *alphas, int count, const float *z,
+                                           int z_stride, float *response) {
+    __m256 sum = _mm256_setzero_ps();
+    for (int k = 0; k < count; k++)
+        if (alphas[k] > 1e-4)
+            sum = add_sigmoids_wide(sum, alphas[k], _mm256_load_ps(z + k * z_stride));
+    _mm256_store_ps(response, sum);
 }
 
 /* The activations of `count` neurons for one group or two (`two`) with one fused multiply-add
@@ -236,9 +295,9 @@ static inline int lane_position(const lane_group_t *group, int window, int l) {
 /* The responses of a group's positions from their activations (lane l of neuron k at
  * activation[k * stride + l]); positions that OpenBLAS sums in 16 lanes are redone from their
  * inputs (lane l of input t at input[t * stride + l]). */
-TARGET static void respond_group(const fa_ccnf_expert_t *expert, int window,
-                                 const lane_group_t *group, const float *input,
-                                 const float *activation, int stride, float *raw) {
+TARGET static inline __attribute__((always_inline)) void
+respond_group_body(const fa_ccnf_expert_t *expert, int window, const lane_group_t *group,
+                   const float *input, const float *activation, int stride, float *raw, int wide) {
     int count = expert->neuron_count;
     _Alignas(32) float z[FA_CCNF_MAX_NEURONS][LANES];
     for (int k = 0; k < count; k++)
@@ -255,10 +314,26 @@ TARGET static void respond_group(const fa_ccnf_expert_t *expert, int window,
                 z[k][l] = single[k];
         }
     _Alignas(32) float response[LANES];
-    fa_ccnf_sigmoid_sums_avx2(expert->alphas, count, z[0], LANES, response);
+    if (wide)
+        fa_ccnf_sigmoid_sums_wide(expert->alphas, count, z[0], LANES, response);
+    else
+        fa_ccnf_sigmoid_sums_avx2(expert->alphas, count, z[0], LANES, response);
     for (int l = 0; l < group->lanes; l++)
         raw[group->down_column ? (group->y0 + l) * window + group->x0
                                : group->y0 * window + group->x0 + l] = response[l];
+}
+
+TARGET static void respond_group(const fa_ccnf_expert_t *expert, int window,
+                                 const lane_group_t *group, const float *input,
+                                 const float *activation, int stride, float *raw) {
+    respond_group_body(expert, window, group, input, activation, stride, raw, 0);
+}
+
+/* respond_group with the AVX-512 sigmoid sums. */
+TARGET_WIDE static void respond_group_wide(const fa_ccnf_expert_t *expert, int window,
+                                           const lane_group_t *group, const float *input,
+                                           const float *activation, int stride, float *raw) {
+    respond_group_body(expert, window, group, input, activation, stride, raw, 1);
 }
 
 /* respond_group from vectors. */
@@ -337,8 +412,6 @@ TARGET void fa_ccnf_raw_avx2_narrow(const fa_ccnf_expert_t *expert, int window, 
     }
     if (i < count) lone_group(expert, window, &groups[i], raw);
 }
-
-#define TARGET_WIDE __attribute__((target("avx2,fma,avx512f,avx512vl")))
 
 TARGET_WIDE static inline __m512 halves(__m256 low, __m256 high) {
     return _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(_mm512_castps256_ps512(low)),
@@ -428,9 +501,9 @@ respond_wide(const fa_ccnf_expert_t *expert, int window, const lane_group_t *g, 
         for (int k = 0; k < neurons; k++)
             _mm512_store_ps(activation[k], z[p][k]);
         const float *in = (const float *)input[p];
-        respond_group(expert, window, &g[2 * p], in, activation[0], 2 * LANES, raw);
-        respond_group(expert, window, &g[2 * p + 1], in + LANES, activation[0] + LANES, 2 * LANES,
-                      raw);
+        respond_group_wide(expert, window, &g[2 * p], in, activation[0], 2 * LANES, raw);
+        respond_group_wide(expert, window, &g[2 * p + 1], in + LANES, activation[0] + LANES,
+                           2 * LANES, raw);
     }
 }
 
@@ -450,7 +523,7 @@ TARGET_WIDE static void raw_wide(const fa_ccnf_expert_t *expert, int window, con
 
 void fa_ccnf_raw_avx2(const fa_ccnf_expert_t *expert, int window, const float *area, float *raw,
                       fa_ccnf_workspace_t *workspace) {
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl"))
+    if (fa_ccnf_avx512_supported())
         raw_wide(expert, window, area, raw, workspace);
     else
         fa_ccnf_raw_avx2_narrow(expert, window, area, raw, workspace);
@@ -679,8 +752,7 @@ TARGET void fa_ccnf_sigma_avx2_narrow(const float *sigma_transposed, int stride,
 TARGET void fa_ccnf_sigma_avx2(const float *sigma_transposed, int stride, int n, const float *raw,
                                float *out) {
     _Alignas(64) float result[FA_CCNF_MAX_WINDOW * FA_CCNF_MAX_WINDOW + 2 * LANES];
-    if (fa_ccnf_sigma_order(0, n) == FA_CCNF_SUM_CHAIN || !__builtin_cpu_supports("avx512f") ||
-        !__builtin_cpu_supports("avx512vl")) {
+    if (fa_ccnf_sigma_order(0, n) == FA_CCNF_SUM_CHAIN || !fa_ccnf_avx512_supported()) {
         fa_ccnf_sigma_avx2_narrow(sigma_transposed, stride, n, raw, out);
         return;
     }
@@ -692,6 +764,15 @@ TARGET void fa_ccnf_sigma_avx2(const float *sigma_transposed, int stride, int n,
 
 int fa_ccnf_avx2_supported(void) {
     return 0;
+}
+
+int fa_ccnf_avx512_supported(void) {
+    return 0;
+}
+
+void fa_ccnf_sigmoid_sums_wide(const double *alphas, int count, const float *z, int z_stride,
+                               float *response) {
+    fa_ccnf_sigmoid_sums_avx2(alphas, count, z, z_stride, response);
 }
 
 void fa_ccnf_raw_avx2(const fa_ccnf_expert_t *expert, int window, const float *area, float *raw,

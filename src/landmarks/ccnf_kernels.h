@@ -27,6 +27,8 @@ void fa_ccnf_sigma_reference(const float *sigma_transposed, int stride, int n, c
                              float *out);
 
 int fa_ccnf_avx2_supported(void);
+/* AVX2, FMA, AVX-512 F and VL: the wide paths of the kernels below. */
+int fa_ccnf_avx512_supported(void);
 void fa_ccnf_raw_avx2(const fa_ccnf_expert_t *expert, int window, const float *area, float *raw,
                       fa_ccnf_workspace_t *workspace);
 /* fa_ccnf_raw_avx2 computes two lane groups of eight positions in one 16-lane vector where the
@@ -42,6 +44,9 @@ void fa_ccnf_sigma_avx2_narrow(const float *sigma_transposed, int stride, int n,
 /* For 8 lanes, response[l] = the fa_ccnf_add_sigmoid chain over neurons k < count with
  * alphas[k] > 1e-4 of activations z[k * z_stride + l], bit for bit. 16-byte aligned. */
 void fa_ccnf_sigmoid_sums_avx2(const double *alphas, int count, const float *z, int z_stride,
+                               float *response);
+/* The same in one AVX-512 vector of eight doubles (fa_ccnf_avx512_supported); 32-byte aligned. */
+void fa_ccnf_sigmoid_sums_wide(const double *alphas, int count, const float *z, int z_stride,
                                float *response);
 
 /* How OpenBLAS 0.3.21's SkylakeX small-matrix sgemm (M N K <= 10^6, docs/FIDELITY.md) sums
