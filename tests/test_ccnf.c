@@ -394,6 +394,8 @@ static void test_kernels(const fa_ccnf_t *ccnf, fa_ccnf_workspace_t *reference,
             fa_ccnf_raw_reference(&scale->experts[e], window, area, raw1, reference);
             fa_ccnf_raw_avx2(&scale->experts[e], window, area, raw2, fast);
             mismatches += memcmp(raw1, raw2, sizeof(float) * window * window) != 0;
+            fa_ccnf_raw_avx2_narrow(&scale->experts[e], window, area, raw2, fast);
+            mismatches += memcmp(raw1, raw2, sizeof(float) * window * window) != 0;
             /* Sigma product on a random matrix with a negative minimum now and then. */
             int n = window * window, stride = (n + 7) & ~7;
             float *sigma = calloc((size_t)n * stride, sizeof(float));
@@ -405,7 +407,7 @@ static void test_kernels(const fa_ccnf_t *ccnf, fa_ccnf_workspace_t *reference,
             mismatches += memcmp(out1, out2, sizeof(float) * n) != 0;
             fa_ccnf_sigma_avx2_narrow(sigma, stride, n, raw1, out2);
             mismatches += memcmp(out1, out2, sizeof(float) * n) != 0;
-            compared += 3;
+            compared += 4;
             free(sigma);
         }
     CHECK(mismatches == 0, "%d of %d kernel results differ between AVX2 and reference", mismatches,
@@ -420,12 +422,14 @@ static double midpoint_distance(double sum) {
     return fmin(fabs(sum - up), fabs(sum - down)) / fabs(sum);
 }
 
-/* The AVX2 sigmoid sums (a polynomial e^x, glibc's exp where the float could depend on its last
- * bits) against the scalar chain: random activations and alphas, then activations whose sum lies
- * within 2^-42 of a float rounding boundary, which the kernel must hand to glibc's exp. */
+/* The AVX2 and AVX-512 sigmoid sums (a polynomial e^x, glibc's exp where the float could depend on
+ * its last bits) against the scalar chain: random activations and alphas, then activations whose
+ * sum lies within 2^-42 of a float rounding boundary, which the kernels must hand to glibc's exp.
+ */
 static void test_sigmoid_sums(void) {
     if (!fa_ccnf_avx2_supported()) return;
-    _Alignas(16) float z[FA_CCNF_MAX_NEURONS * 8], fast[8];
+    _Alignas(32) float z[FA_CCNF_MAX_NEURONS * 8], fast[8], wide[8];
+    int has_wide = fa_ccnf_avx512_supported();
     double alphas[FA_CCNF_MAX_NEURONS];
     int mismatches = 0, compared = 0, near_boundary = 0;
     for (int trial = 0; trial < 200000; trial++) {
@@ -439,12 +443,14 @@ static void test_sigmoid_sums(void) {
             }
         }
         fa_ccnf_sigmoid_sums_avx2(alphas, count, z, 8, fast);
+        if (has_wide) fa_ccnf_sigmoid_sums_wide(alphas, count, z, 8, wide);
         for (int l = 0; l < 8; l++) {
             float expected = 0;
             for (int k = 0; k < count; k++)
                 if (alphas[k] > 1e-4)
                     expected = fa_ccnf_add_sigmoid(expected, alphas[k], z[k * 8 + l]);
             mismatches += memcmp(&expected, &fast[l], sizeof expected) != 0;
+            if (has_wide) mismatches += memcmp(&expected, &wide[l], sizeof expected) != 0;
             compared++;
         }
     }
@@ -457,16 +463,18 @@ static void test_sigmoid_sums(void) {
         z[found % 8] = activation;
         if (++found % 8) continue;
         fa_ccnf_sigmoid_sums_avx2(alphas, 1, z, 8, fast);
+        if (has_wide) fa_ccnf_sigmoid_sums_wide(alphas, 1, z, 8, wide);
         for (int l = 0; l < 8; l++) {
             float expected = fa_ccnf_add_sigmoid(0, alphas[0], z[l]);
             mismatches += memcmp(&expected, &fast[l], sizeof expected) != 0;
+            if (has_wide) mismatches += memcmp(&expected, &wide[l], sizeof expected) != 0;
             near_boundary++;
         }
     }
     CHECK(mismatches == 0, "%d of %d sigmoid sums differ from the scalar chain", mismatches,
           compared + near_boundary);
-    printf("sigmoid sums: %d random lanes and %d near a float boundary, all bit-equal\n", compared,
-           near_boundary);
+    printf("sigmoid sums (AVX2%s): %d random lanes and %d near a float boundary, all bit-equal\n",
+           has_wide ? " and AVX-512" : "", compared, near_boundary);
 }
 
 /* ---------------------------------------------------------------------------------------------

@@ -597,17 +597,17 @@ static void normalise_window(const float *area, int side, int x, int y, float *o
 
 void fa_ccnf_raw_reference(const fa_ccnf_expert_t *expert, int window, const float *area,
                            float *raw, fa_ccnf_workspace_t *workspace) {
-    int side = window + FA_CCNF_SUPPORT - 1;
+    int side = window + FA_CCNF_SUPPORT - 1, count = expert->neuron_count;
     float *input = workspace->columns;
     for (int y = 0; y < window; y++)
         for (int x = 0; x < window; x++) {
             normalise_window(area, side, x, y, input);
             float response = 0;
-            int position = y * window + x, positions = window * window;
-            for (int k = 0; k < expert->neuron_count; k++) {
+            for (int k = 0; k < count; k++) {
                 const float *w = expert->weights + (size_t)k * FA_CCNF_INPUTS;
-                int paired = fa_ccnf_paired(k, expert->neuron_count, position, positions);
-                float z = fa_ccnf_activation(w, input, paired);
+                fa_ccnf_sum_order order =
+                    fa_ccnf_activation_order(x * window + y, window, k, count);
+                float z = fa_ccnf_activation(w, input, order);
                 if (expert->alphas[k] > 1e-4)
                     response = fa_ccnf_add_sigmoid(response, expert->alphas[k], z);
             }
@@ -618,10 +618,18 @@ void fa_ccnf_raw_reference(const fa_ccnf_expert_t *expert, int window, const flo
 void fa_ccnf_sigma_reference(const float *sigma_transposed, int stride, int n, const float *raw,
                              float *out) {
     for (int i = 0; i < n; i++) {
-        float sum = 0;
-        for (int t = 0; t < n; t++)
-            sum = fmaf(raw[t], sigma_transposed[t * stride + i], sum);
-        out[i] = sum;
+        fa_ccnf_sum_order order = fa_ccnf_sigma_order(i, n);
+        if (order == FA_CCNF_SUM_CHAIN) {
+            float sum = 0;
+            for (int t = 0; t < n; t++)
+                sum = fmaf(raw[t], sigma_transposed[t * stride + i], sum);
+            out[i] = sum;
+        } else {
+            float lane[16] = {0};
+            for (int t = 0; t < n; t++)
+                lane[t % 16] = fmaf(raw[t], sigma_transposed[t * stride + i], lane[t % 16]);
+            out[i] = fa_ccnf_lanes_sum(lane, order);
+        }
     }
     float minimum = out[0];
     for (int i = 1; i < n; i++)

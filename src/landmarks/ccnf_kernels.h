@@ -1,14 +1,17 @@
-/* Response kernels of the CCNF experts: a plain C reference and an AVX2 version that gives the same
- * bits. Internal to src/landmarks/.
+/* Response kernels of the CCNF experts: a plain C reference and AVX2 / AVX-512 versions that give
+ * the same bits. Internal to src/landmarks/.
  *
- * Both follow OpenFace's ResponseOpenBlas operation by operation (LANDMARKS_SPEC §2.5, §2.6):
+ * All follow OpenFace's ResponseOpenBlas operation by operation (LANDMARKS_SPEC §2.5, §2.6), with
+ * the rounding of OpenBLAS 0.3.21's SkylakeX kernels, which made the reference outputs
+ * (docs/FIDELITY.md):
  * - per position, the 11x11 window summed in row-major order, mean = sum / 121, centred values and
  *   their squares summed in column-major order, scaled by (float)(1.0 / sqrt(sum_sq));
- * - each neuron's activation as OpenBLAS 0.3.21's sgemm (Haswell kernels, the ones Debian's
- *   DYNAMIC_ARCH build runs on these CPUs) computes it, see fa_ccnf_activation;
+ * - each neuron's activation as that sgemm computes it (fa_ccnf_activation): one chain of fused
+ *   multiply-adds, or for the last position of windows 9 and 7, 16 lanes added at the end;
  * - the sigmoids added in double and rounded to float after each neuron (glibc exp);
- * - Sigma times the map as sgemm does (fused multiply-adds in column order), then the shift that
- *   makes the minimum 0 when it is negative. */
+ * - Sigma times the map as that sgemm computes it (fa_ccnf_sigma_order: 16 lanes from W² = 32 up,
+ *   one chain below), then the shift that makes the minimum 0 when it is negative.
+ * tests/test_openblas_ccnf.c compares every kernel with the library itself. */
 #ifndef FACEAU_LANDMARKS_CCNF_KERNELS_H
 #define FACEAU_LANDMARKS_CCNF_KERNELS_H
 
@@ -24,69 +27,91 @@ void fa_ccnf_sigma_reference(const float *sigma_transposed, int stride, int n, c
                              float *out);
 
 int fa_ccnf_avx2_supported(void);
+/* AVX2, FMA, AVX-512 F and VL: the wide paths of the kernels below. */
+int fa_ccnf_avx512_supported(void);
 void fa_ccnf_raw_avx2(const fa_ccnf_expert_t *expert, int window, const float *area, float *raw,
                       fa_ccnf_workspace_t *workspace);
+/* fa_ccnf_raw_avx2 computes two lane groups of eight positions in one 16-lane vector where the
+ * CPU has AVX-512 (F, VL); this is the AVX2 path other CPUs take. */
+void fa_ccnf_raw_avx2_narrow(const fa_ccnf_expert_t *expert, int window, const float *area,
+                             float *raw, fa_ccnf_workspace_t *workspace);
 void fa_ccnf_sigma_avx2(const float *sigma_transposed, int stride, int n, const float *raw,
                         float *out);
-/* The same in passes of 32 rows, as on CPUs without AVX-512VL (fa_ccnf_sigma_avx2 takes one
- * pass over Sigma with its 32 registers). */
+/* fa_ccnf_sigma_avx2 takes 16 outputs a vector where the CPU has AVX-512 (F, VL); this is the AVX2
+ * path other CPUs take. */
 void fa_ccnf_sigma_avx2_narrow(const float *sigma_transposed, int stride, int n, const float *raw,
                                float *out);
 /* For 8 lanes, response[l] = the fa_ccnf_add_sigmoid chain over neurons k < count with
  * alphas[k] > 1e-4 of activations z[k * z_stride + l], bit for bit. 16-byte aligned. */
 void fa_ccnf_sigmoid_sums_avx2(const double *alphas, int count, const float *z, int z_stride,
                                float *response);
+/* The same in one AVX-512 vector of eight doubles (fa_ccnf_avx512_supported); 32-byte aligned. */
+void fa_ccnf_sigmoid_sums_wide(const double *alphas, int count, const float *z, int z_stride,
+                               float *response);
+
+/* How OpenBLAS 0.3.21's SkylakeX small-matrix sgemm (M N K <= 10^6, docs/FIDELITY.md) sums
+ * output (row, column) of a column-major C = A B with `rows` rows, `columns` columns and depth k:
+ * rows below rows & ~15, and the others when rows mod 16 > 8 or k < 32, with one fused
+ * multiply-add chain from 0 in k order; the rest in 16 lanes (lane l takes the k = l mod 16
+ * terms), added as reduce4 for rows in a group of 4 and for columns below columns & ~3, else as
+ * GCC's _mm512_reduce_add_ps. Found by comparing with the library. */
+typedef enum fa_ccnf_sum_order {
+    FA_CCNF_SUM_CHAIN,
+    FA_CCNF_SUM_REDUCE4,
+    FA_CCNF_SUM_REDUCE_ADD,
+} fa_ccnf_sum_order;
+
+static inline fa_ccnf_sum_order fa_ccnf_sum_order_of(int row, int rows, int column, int columns,
+                                                     int k) {
+    if (row < (rows & ~15) || (rows & 15) > 8 || k < 32) return FA_CCNF_SUM_CHAIN;
+    return row < (rows & ~3) || column < (columns & ~3) ? FA_CCNF_SUM_REDUCE4
+                                                        : FA_CCNF_SUM_REDUCE_ADD;
+}
+
+/* The 16 lanes added: reduce4 pairs neighbours within each quarter, then the quarters' sums;
+ * reduce_add adds lane l + 8 to l, then l + 4, then (0 + 2) + (1 + 3). */
+static inline float fa_ccnf_lanes_sum(const float lane[16], fa_ccnf_sum_order order) {
+    if (order == FA_CCNF_SUM_REDUCE4) {
+        float quarter[4];
+        for (int q = 0; q < 4; q++)
+            quarter[q] = (lane[4 * q] + lane[4 * q + 1]) + (lane[4 * q + 2] + lane[4 * q + 3]);
+        return (quarter[0] + quarter[1]) + (quarter[2] + quarter[3]);
+    }
+    float half[8], quarter[4];
+    for (int l = 0; l < 8; l++)
+        half[l] = lane[l] + lane[l + 8];
+    for (int l = 0; l < 4; l++)
+        quarter[l] = half[l] + half[l + 4];
+    return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
+}
 
 /* A neuron's activation z = bias + sum_t w[t] x[t] (w[0] the bias, x the 121 normalised inputs)
- * with OpenBLAS's rounding. sgemm sees positions as rows (M = W²), neurons as columns (N) and
- * inputs as K = 122 (a constant 1 first). Its 4-column micro-kernel, which takes neurons 0-3,
- * accumulates each 8-input chunk of K alternately into two accumulators (even and odd inputs) with
- * fused multiply-adds, the last K mod 8 inputs into the even one, and adds the two at the end; the
- * narrower kernels for the remaining neurons, and the 1-row kernel for the last position of an
- * odd W², accumulate in one register, input after input. Found by comparing with the library. */
-static inline float fa_ccnf_activation(const float *w, const float *x, int paired) {
-    enum { K = 1 + 11 * 11, K_MAIN = K / 8 * 8 };
-    if (!paired) {
-        float z = w[0];
+ * summed as sgemm does it: OpenFace's sgemm has the positions as rows (M = W², numbered
+ * column-major: x W + y), the neurons as columns and K = 122 inputs, a constant 1 first. The
+ * chain starts as fmaf(1, bias, 0), which is bias + 0. */
+static inline float fa_ccnf_activation(const float *w, const float *x, fa_ccnf_sum_order order) {
+    enum { K = FA_CCNF_INPUTS };
+    if (order == FA_CCNF_SUM_CHAIN) {
+        float z = w[0] + 0.0f;
         for (int t = 1; t < K; t++)
             z = fmaf(x[t - 1], w[t], z);
         return z;
     }
-    float even = w[0], odd = 0;
-    for (int t = 1; t < K_MAIN; t += 2) {
-        odd = fmaf(x[t - 1], w[t], odd);
-        if (t + 1 < K_MAIN) even = fmaf(x[t], w[t + 1], even);
-    }
-    for (int t = K_MAIN; t < K; t++)
-        even = fmaf(x[t - 1], w[t], even);
-    return even + odd;
+    float lane[16] = {w[0] + 0.0f};
+    for (int t = 1; t < K; t++)
+        lane[t % 16] = fmaf(x[t - 1], w[t], lane[t % 16]);
+    return fa_ccnf_lanes_sum(lane, order);
 }
 
-/* The activations of all count neurons with one accumulator each (OpenBLAS's 1-row kernel, the
- * last position of an odd W²): the same chains as fa_ccnf_activation(w, x, 0), interleaved so that
- * they do not wait on each other's latency. */
-static inline void fa_ccnf_activations_single(const float *weights, int count, const float *x,
-                                              float *z) {
-    enum { K = 1 + 11 * 11, CHAINS = 8 };
-    for (int k0 = 0; k0 < count; k0 += CHAINS) {
-        /* eight chains in registers; past the last neuron they repeat neuron k0, unused */
-        const float *w[CHAINS];
-        float chain[CHAINS];
-        for (int c = 0; c < CHAINS; c++) {
-            w[c] = weights + (size_t)(k0 + c < count ? k0 + c : k0) * K;
-            chain[c] = w[c][0];
-        }
-        for (int t = 1; t < K; t++)
-            for (int c = 0; c < CHAINS; c++)
-                chain[c] = fmaf(x[t - 1], w[c][t], chain[c]);
-        for (int k = k0; k < count && k < k0 + CHAINS; k++)
-            z[k] = chain[k - k0];
-    }
+/* The order of the activation of neuron k of count at the position of OpenBLAS row p (x W + y). */
+static inline fa_ccnf_sum_order fa_ccnf_activation_order(int p, int window, int k, int count) {
+    return fa_ccnf_sum_order_of(p, window * window, k, count, FA_CCNF_INPUTS);
 }
 
-/* Whether neuron k of count at position p of W² uses the paired accumulation. */
-static inline int fa_ccnf_paired(int k, int count, int position, int positions) {
-    return k < (count & ~3) && !(position == positions - 1 && (positions & 1));
+/* The order of output i of the Sigma product: OpenFace's sgemm has raw as a 1 x W² A and Sigma as
+ * B, so C(0, i) = sum_t raw[t] Sigma[i][t] with rows = 1, columns = k = W². */
+static inline fa_ccnf_sum_order fa_ccnf_sigma_order(int i, int n) {
+    return fa_ccnf_sum_order_of(0, 1, i, n, n);
 }
 
 /* One neuron's contribution added to a response value: 2 alpha / (1 + e^-z) in double (glibc's
