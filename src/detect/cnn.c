@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "core/file.h"
+#include "core/sgemm_order.h"
 #include "model/reader.h"
 
 enum { MAX_LAYERS = 64, MAX_MAPS = 4096, MAX_KERNEL = 16, MAX_FEATURES = 1 << 20 };
@@ -36,25 +37,6 @@ int fa_cnn_sgemm_uses_lanes(int m, int k, int row) {
     return rest >= 1 && rest <= 8 && k >= 32 && row >= m - rest;
 }
 
-/* The two orders in which the small kernel adds its 16 lanes. Groups of four: pairs, then pairs
- * of pairs, then (q0 + q1) + (q2 + q3). Halves (GCC's _mm512_reduce_add_ps): lane l + lane l+8,
- * then l + l+4, then (0 + 2) + (1 + 3). */
-static float reduce_by_quads(const float x[SMALL_LANES]) {
-    float q[4];
-    for (int i = 0; i < 4; i++)
-        q[i] = (x[4 * i] + x[4 * i + 1]) + (x[4 * i + 2] + x[4 * i + 3]);
-    return (q[0] + q[1]) + (q[2] + q[3]);
-}
-
-static float reduce_by_halves(const float x[SMALL_LANES]) {
-    float eight[8], four[4];
-    for (int i = 0; i < 8; i++)
-        eight[i] = x[i + 8] + x[i];
-    for (int i = 0; i < 4; i++)
-        four[i] = eight[i + 4] + eight[i];
-    return (four[0] + four[2]) + (four[1] + four[3]);
-}
-
 int fa_cnn_sgemm_lanes_by_quads(int m, int n, int row, int column) {
     return row < (m & ~3) || column < (n & ~3);
 }
@@ -70,8 +52,9 @@ static float sgemm_element(const float *a, const float *b, int m, int n, int k, 
         for (int i = 0; i < k; i++)
             lanes[i % SMALL_LANES] = fused ? fmaf(a[i], b[i], lanes[i % SMALL_LANES])
                                            : lanes[i % SMALL_LANES] + a[i] * b[i];
-        float sum = fa_cnn_sgemm_lanes_by_quads(m, n, row, column) ? reduce_by_quads(lanes)
-                                                                   : reduce_by_halves(lanes);
+        float sum = fa_sgemm_lanes_sum(lanes, fa_cnn_sgemm_lanes_by_quads(m, n, row, column)
+                                                  ? FA_SGEMM_LANES_QUADS
+                                                  : FA_SGEMM_LANES_HALVES);
         return add_c ? c + sum : sum;
     }
     /* One accumulator per panel; the blocked path first sets C to 0 when there is no C to add

@@ -605,8 +605,7 @@ void fa_ccnf_raw_reference(const fa_ccnf_expert_t *expert, int window, const flo
             float response = 0;
             for (int k = 0; k < count; k++) {
                 const float *w = expert->weights + (size_t)k * FA_CCNF_INPUTS;
-                fa_ccnf_sum_order order =
-                    fa_ccnf_activation_order(x * window + y, window, k, count);
+                fa_sgemm_order order = fa_ccnf_activation_order(x * window + y, window, k, count);
                 float z = fa_ccnf_activation(w, input, order);
                 if (expert->alphas[k] > 1e-4)
                     response = fa_ccnf_add_sigmoid(response, expert->alphas[k], z);
@@ -618,8 +617,8 @@ void fa_ccnf_raw_reference(const fa_ccnf_expert_t *expert, int window, const flo
 void fa_ccnf_sigma_reference(const float *sigma_transposed, int stride, int n, const float *raw,
                              float *out) {
     for (int i = 0; i < n; i++) {
-        fa_ccnf_sum_order order = fa_ccnf_sigma_order(i, n);
-        if (order == FA_CCNF_SUM_CHAIN) {
+        fa_sgemm_order order = fa_ccnf_sigma_order(i, n);
+        if (order == FA_SGEMM_CHAIN) {
             float sum = 0;
             for (int t = 0; t < n; t++)
                 sum = fmaf(raw[t], sigma_transposed[t * stride + i], sum);
@@ -628,7 +627,7 @@ void fa_ccnf_sigma_reference(const float *sigma_transposed, int stride, int n, c
             float lane[16] = {0};
             for (int t = 0; t < n; t++)
                 lane[t % 16] = fmaf(raw[t], sigma_transposed[t * stride + i], lane[t % 16]);
-            out[i] = fa_ccnf_lanes_sum(lane, order);
+            out[i] = fa_sgemm_lanes_sum(lane, order);
         }
     }
     float minimum = out[0];

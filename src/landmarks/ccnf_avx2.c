@@ -206,7 +206,7 @@ TARGET_WIDE void fa_ccnf_sigmoid_sums_wide(const double *alphas, int count, cons
 }
 
 /* The activations of `count` neurons for one group or two (`two`) with one fused multiply-add
- * chain each, input after input (fa_ccnf_activation's FA_CCNF_SUM_CHAIN); each weight is
+ * chain each, input after input (fa_ccnf_activation's FA_SGEMM_CHAIN); each weight is
  * broadcast once for both groups. count and two are compile-time constants after inlining, so
  * the chains stay in registers. */
 TARGET static inline __attribute__((always_inline)) void chains(const float *weights, int count,
@@ -281,7 +281,7 @@ TARGET static void lane_activations(const fa_ccnf_expert_t *expert, int position
         _Alignas(32) float lane[16];
         _mm256_store_ps(lane, low);
         _mm256_store_ps(lane + 8, high);
-        z[k] = fa_ccnf_lanes_sum(
+        z[k] = fa_sgemm_lanes_sum(
             lane, fa_ccnf_activation_order(position, window, k, expert->neuron_count));
     }
 }
@@ -305,7 +305,7 @@ respond_group_body(const fa_ccnf_expert_t *expert, int window, const lane_group_
     if (group->lanes_summed)
         for (int l = 0; l < group->lanes; l++) {
             int position = lane_position(group, window, l);
-            if (fa_ccnf_activation_order(position, window, 0, count) == FA_CCNF_SUM_CHAIN) continue;
+            if (fa_ccnf_activation_order(position, window, 0, count) == FA_SGEMM_CHAIN) continue;
             float x[PIXELS], single[FA_CCNF_MAX_NEURONS];
             for (int t = 0; t < PIXELS; t++)
                 x[t] = input[t * stride + l];
@@ -379,7 +379,7 @@ static int lane_groups(const fa_ccnf_expert_t *expert, int window, const float *
         for (int l = 0; l < groups[i].lanes; l++)
             groups[i].lanes_summed +=
                 fa_ccnf_activation_order(lane_position(&groups[i], window, l), window, 0,
-                                         expert->neuron_count) != FA_CCNF_SUM_CHAIN;
+                                         expert->neuron_count) != FA_SGEMM_CHAIN;
     return count;
 }
 
@@ -733,7 +733,7 @@ TARGET static void sigma_chains(const float *sigma_transposed, int stride, int n
 TARGET void fa_ccnf_sigma_avx2_narrow(const float *sigma_transposed, int stride, int n,
                                       const float *raw, float *out) {
     _Alignas(32) float result[FA_CCNF_MAX_WINDOW * FA_CCNF_MAX_WINDOW + LANES];
-    if (fa_ccnf_sigma_order(0, n) == FA_CCNF_SUM_CHAIN) {
+    if (fa_ccnf_sigma_order(0, n) == FA_SGEMM_CHAIN) {
         sigma_chains(sigma_transposed, stride, n, raw, result);
     } else {
         /* 16 registers: four lanes of three blocks at a time */
@@ -752,7 +752,7 @@ TARGET void fa_ccnf_sigma_avx2_narrow(const float *sigma_transposed, int stride,
 TARGET void fa_ccnf_sigma_avx2(const float *sigma_transposed, int stride, int n, const float *raw,
                                float *out) {
     _Alignas(64) float result[FA_CCNF_MAX_WINDOW * FA_CCNF_MAX_WINDOW + 2 * LANES];
-    if (fa_ccnf_sigma_order(0, n) == FA_CCNF_SUM_CHAIN || !fa_ccnf_avx512_supported()) {
+    if (fa_ccnf_sigma_order(0, n) == FA_SGEMM_CHAIN || !fa_ccnf_avx512_supported()) {
         fa_ccnf_sigma_avx2_narrow(sigma_transposed, stride, n, raw, out);
         return;
     }

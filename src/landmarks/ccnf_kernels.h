@@ -17,6 +17,7 @@
 
 #include <math.h>
 
+#include "core/sgemm_order.h"
 #include "landmarks/ccnf.h"
 
 /* raw = the W x W map (row-major) before the Sigma product. area has side W + 10. */
@@ -49,49 +50,13 @@ void fa_ccnf_sigmoid_sums_avx2(const double *alphas, int count, const float *z, 
 void fa_ccnf_sigmoid_sums_wide(const double *alphas, int count, const float *z, int z_stride,
                                float *response);
 
-/* How OpenBLAS 0.3.21's SkylakeX small-matrix sgemm (M N K <= 10^6, docs/FIDELITY.md) sums
- * output (row, column) of a column-major C = A B with `rows` rows, `columns` columns and depth k:
- * rows below rows & ~15, and the others when rows mod 16 > 8 or k < 32, with one fused
- * multiply-add chain from 0 in k order; the rest in 16 lanes (lane l takes the k = l mod 16
- * terms), added as reduce4 for rows in a group of 4 and for columns below columns & ~3, else as
- * GCC's _mm512_reduce_add_ps. Found by comparing with the library. */
-typedef enum fa_ccnf_sum_order {
-    FA_CCNF_SUM_CHAIN,
-    FA_CCNF_SUM_REDUCE4,
-    FA_CCNF_SUM_REDUCE_ADD,
-} fa_ccnf_sum_order;
-
-static inline fa_ccnf_sum_order fa_ccnf_sum_order_of(int row, int rows, int column, int columns,
-                                                     int k) {
-    if (row < (rows & ~15) || (rows & 15) > 8 || k < 32) return FA_CCNF_SUM_CHAIN;
-    return row < (rows & ~3) || column < (columns & ~3) ? FA_CCNF_SUM_REDUCE4
-                                                        : FA_CCNF_SUM_REDUCE_ADD;
-}
-
-/* The 16 lanes added: reduce4 pairs neighbours within each quarter, then the quarters' sums;
- * reduce_add adds lane l + 8 to l, then l + 4, then (0 + 2) + (1 + 3). */
-static inline float fa_ccnf_lanes_sum(const float lane[16], fa_ccnf_sum_order order) {
-    if (order == FA_CCNF_SUM_REDUCE4) {
-        float quarter[4];
-        for (int q = 0; q < 4; q++)
-            quarter[q] = (lane[4 * q] + lane[4 * q + 1]) + (lane[4 * q + 2] + lane[4 * q + 3]);
-        return (quarter[0] + quarter[1]) + (quarter[2] + quarter[3]);
-    }
-    float half[8], quarter[4];
-    for (int l = 0; l < 8; l++)
-        half[l] = lane[l] + lane[l + 8];
-    for (int l = 0; l < 4; l++)
-        quarter[l] = half[l] + half[l + 4];
-    return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
-}
-
 /* A neuron's activation z = bias + sum_t w[t] x[t] (w[0] the bias, x the 121 normalised inputs)
  * summed as sgemm does it: OpenFace's sgemm has the positions as rows (M = W², numbered
  * column-major: x W + y), the neurons as columns and K = 122 inputs, a constant 1 first. The
  * chain starts as fmaf(1, bias, 0), which is bias + 0. */
-static inline float fa_ccnf_activation(const float *w, const float *x, fa_ccnf_sum_order order) {
+static inline float fa_ccnf_activation(const float *w, const float *x, fa_sgemm_order order) {
     enum { K = FA_CCNF_INPUTS };
-    if (order == FA_CCNF_SUM_CHAIN) {
+    if (order == FA_SGEMM_CHAIN) {
         float z = w[0] + 0.0f;
         for (int t = 1; t < K; t++)
             z = fmaf(x[t - 1], w[t], z);
@@ -100,18 +65,18 @@ static inline float fa_ccnf_activation(const float *w, const float *x, fa_ccnf_s
     float lane[16] = {w[0] + 0.0f};
     for (int t = 1; t < K; t++)
         lane[t % 16] = fmaf(x[t - 1], w[t], lane[t % 16]);
-    return fa_ccnf_lanes_sum(lane, order);
+    return fa_sgemm_lanes_sum(lane, order);
 }
 
 /* The order of the activation of neuron k of count at the position of OpenBLAS row p (x W + y). */
-static inline fa_ccnf_sum_order fa_ccnf_activation_order(int p, int window, int k, int count) {
-    return fa_ccnf_sum_order_of(p, window * window, k, count, FA_CCNF_INPUTS);
+static inline fa_sgemm_order fa_ccnf_activation_order(int p, int window, int k, int count) {
+    return fa_sgemm_small_order(p, window * window, k, count, FA_CCNF_INPUTS);
 }
 
 /* The order of output i of the Sigma product: OpenFace's sgemm has raw as a 1 x W² A and Sigma as
  * B, so C(0, i) = sum_t raw[t] Sigma[i][t] with rows = 1, columns = k = W². */
-static inline fa_ccnf_sum_order fa_ccnf_sigma_order(int i, int n) {
-    return fa_ccnf_sum_order_of(0, 1, i, n, n);
+static inline fa_sgemm_order fa_ccnf_sigma_order(int i, int n) {
+    return fa_sgemm_small_order(0, 1, i, n, n);
 }
 
 /* One neuron's contribution added to a response value: 2 alpha / (1 + e^-z) in double (glibc's

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "core/file.h"
+#include "core/sgemm_order.h"
 #include "model/reader.h"
 
 /* x86-64 builds with GCC or Clang get a hardware-FMA variant of the sgemm emulation, chosen at
@@ -136,41 +137,10 @@ void fa_pdm_release(fa_pdm_t *pdm) {
  * OpenBLAS 0.3.21 running its SkylakeX kernels. These send every sgemm with M N K <= 10^6 (all
  * of these) to a small-matrix kernel, which sums element (i, j) of the column-major M x N
  * product over K in one of three orders (docs/FIDELITY.md). */
-typedef enum {
-    SUM_CHAIN,      /* one accumulator: fused multiply-adds in k order, from 0 */
-    SUM_LANES_4,    /* 16 lanes (lane l takes the k = l mod 16), added in groups of 4 */
-    SUM_LANES_HALF, /* 16 lanes, added as halves (lanes l and l + 8, then l and l + 4, ...) */
-} sum_order_t;
-
-/* The order of C(i, j): one accumulator for the rows below M & ~15, and for the rows after
- * them too when more than 8 remain or K < 32; otherwise lanes, added as halves where the row is
- * at least M & ~3 and the column at least N & ~3, in groups of 4 elsewhere. */
-static sum_order_t sum_order(int m, int n, int k, int i, int j) {
-    int rest = m % 16;
-    if (i < m - rest || rest > 8 || k < 32) return SUM_CHAIN;
-    return i < (m & ~3) || j < (n & ~3) ? SUM_LANES_4 : SUM_LANES_HALF;
-}
-
-static float lanes_sum_4(const float x[16]) {
-    float group[4];
-    for (int q = 0; q < 4; q++)
-        group[q] = (x[4 * q] + x[4 * q + 1]) + (x[4 * q + 2] + x[4 * q + 3]);
-    return (group[0] + group[1]) + (group[2] + group[3]);
-}
-
-static float lanes_sum_half(const float x[16]) {
-    float half[8], quarter[4];
-    for (int l = 0; l < 8; l++)
-        half[l] = x[l] + x[l + 8];
-    for (int l = 0; l < 4; l++)
-        quarter[l] = half[l] + half[l + 4];
-    return (quarter[0] + quarter[2]) + (quarter[1] + quarter[3]);
-}
-
 /* The sum of a[t * a_step] * b[t * b_step] over t < k in the given order. */
 static float dot_in_order(const float *a, size_t a_step, const float *b, size_t b_step, int k,
-                          sum_order_t order) {
-    if (order == SUM_CHAIN) {
+                          fa_sgemm_order order) {
+    if (order == FA_SGEMM_CHAIN) {
         float sum = 0;
         for (int t = 0; t < k; t++)
             sum = fmaf(a[t * a_step], b[t * b_step], sum);
@@ -179,7 +149,7 @@ static float dot_in_order(const float *a, size_t a_step, const float *b, size_t 
     float x[16] = {0};
     for (int t = 0; t < k; t++)
         x[t % 16] = fmaf(a[t * a_step], b[t * b_step], x[t % 16]);
-    return order == SUM_LANES_4 ? lanes_sum_4(x) : lanes_sum_half(x);
+    return fa_sgemm_lanes_sum(x, order);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -187,11 +157,12 @@ static float dot_in_order(const float *a, size_t a_step, const float *b, size_t 
 
 /* mean + V * p_local as PDM::CalcShape3D's sgemm forms it: M = 1 (A = p_local), N = the shape's
  * rows (B(k, j) = V[j][k]), K = the modes, C = the mean with beta = 1. So row j is the mean plus
- * the sum in sum_order(1, N, K, 0, j): one accumulator for the eye models' 10 modes; for the 34
- * and 32 modes of the others, lanes added in groups of 4, except in the last N mod 4 rows, where
- * they are added as halves. CalcParams forms the product on the visible points' rows alone, so
- * which rows are last depends on the points. */
-static float shape_row(const fa_pdm_t *pdm, const float *params_local, int row, sum_order_t order) {
+ * the sum in fa_sgemm_small_order(0, 1, j, N, K): one accumulator for the eye models' 10 modes; for
+ * the 34 and 32 modes of the others, lanes added in groups of 4, except in the last N mod 4 rows,
+ * where they are added as halves. CalcParams forms the product on the visible points' rows alone,
+ * so which rows are last depends on the points. */
+static float shape_row(const fa_pdm_t *pdm, const float *params_local, int row,
+                       fa_sgemm_order order) {
     int modes = pdm->mode_count;
     return pdm->mean_shape[row] + dot_in_order(pdm->components + (size_t)row * (size_t)modes, 1,
                                                params_local, 1, modes, order);
@@ -201,8 +172,8 @@ static float shape_row(const fa_pdm_t *pdm, const float *params_local, int row, 
  * rows, the others in that of the rows before. */
 static void shape_generic(const fa_pdm_t *pdm, const float *params_local, int halves_from,
                           float *shape) {
-    sum_order_t leading = sum_order(1, 4, pdm->mode_count, 0, 0);
-    sum_order_t last = sum_order(1, 1, pdm->mode_count, 0, 0);
+    fa_sgemm_order leading = fa_sgemm_small_order(0, 1, 0, 4, pdm->mode_count);
+    fa_sgemm_order last = fa_sgemm_small_order(0, 1, 0, 1, pdm->mode_count);
     for (int row = 0; row < 3 * pdm->point_count; row++)
         shape[row] = shape_row(pdm, params_local, row, row < halves_from ? leading : last);
 }
@@ -345,7 +316,7 @@ static void shape_of_points(const fa_pdm_t *pdm, const float *params_local, cons
         for (int i = 0; i < count; i++)
             shape[b * count + i] = full[b * n + points[i]];
     for (int j = rows & ~3; j < rows; j++) {
-        sum_order_t order = sum_order(1, rows, pdm->mode_count, 0, j);
+        fa_sgemm_order order = fa_sgemm_small_order(0, 1, j, rows, pdm->mode_count);
         shape[j] = shape_row(pdm, params_local, (j / count) * n + points[j % count], order);
     }
 }
@@ -767,15 +738,15 @@ static void fit_gradient(const fit_t *fit, const float *jacobian, const float *r
 /* J^T W J + Λ as OpenFace's sgemm forms it: A = J^T (M = the columns, K = the rows), B = the
  * weighted J (N = the columns), C = Λ with beta = 1. Column-major C(i, j) is
  * hessian[j * columns + i]: Λ(i, j) plus the sum over k of J[k][i] Jw[k][j] in
- * sum_order(columns, columns, rows, i, j). For OpenFace's models: one accumulator for i < 32
- * and for all 16 of the eye models; lanes for the other i of 40 and 38 columns and for all 6
+ * fa_sgemm_small_order(i, columns, j, columns, rows). For OpenFace's models: one accumulator for i
+ * < 32 and for all 16 of the eye models; lanes for the other i of 40 and 38 columns and for all 6
  * of a rigid step (at least 32 rows), added as halves where i and j are both 36 or 37 (38
  * columns) or both 4 or 5 (6 columns). */
 static void hessian_generic(const float *jacobian, const float *weighted, int rows, int columns,
                             const float *regularisation, float *hessian) {
     for (int j = 0; j < columns; j++)
         for (int i = 0; i < columns; i++) {
-            sum_order_t order = sum_order(columns, columns, rows, i, j);
+            fa_sgemm_order order = fa_sgemm_small_order(i, columns, j, columns, rows);
             float sum = dot_in_order(jacobian + i, (size_t)columns, weighted + j, (size_t)columns,
                                      rows, order);
             hessian[j * columns + i] = (i == j && i >= 6 ? regularisation[i - 6] : 0.0f) + sum;
@@ -793,7 +764,7 @@ typedef struct hessian_layout {
 
 static hessian_layout_t hessian_layout(int rows, int columns) {
     hessian_layout_t layout;
-    layout.chains = sum_order(columns, columns, rows, columns - 1, 0) == SUM_CHAIN
+    layout.chains = fa_sgemm_small_order(columns - 1, columns, 0, columns, rows) == FA_SGEMM_CHAIN
                         ? columns
                         : columns - columns % 16;
     layout.blocks = layout.chains / 8;
