@@ -175,6 +175,34 @@ static void compare_text(const char *name, const char *ours_path, const char *th
     CHECK(identical == rows, "%s: line %d is the first that differs", name, first_different);
 }
 
+/* OpenFace's flag sets of the other reference runs of default.wmv: the CSV, and the aligned faces
+ * the reference kept (the first 30), byte for byte. */
+static void check_flags(const char *name, const char *flags, int aligned_frames)
+{
+    char out_dir[512], command[16384], ours[1024], theirs[4096];
+    snprintf(out_dir, sizeof out_dir, "%s/%s", work_dir, name);
+    snprintf(command, sizeof command, "'%s' -f '%s' %s -out_dir '%s' --models '%s' -q", FACEAU_CLI,
+             test_shared_path("data/videos/default.wmv"), flags, out_dir, test_models_dir());
+    int status = system(command);
+    CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: faceau failed", name);
+    snprintf(ours, sizeof ours, "%s/default.csv", out_dir);
+    snprintf(theirs, sizeof theirs, "%s/%s/default.csv",
+             test_shared_path("data/reference/openface-2.2-clnf"), name);
+    compare_text(name, ours, theirs);
+    int same = 0;
+    for (int f = 1; f <= aligned_frames; f++) {
+        snprintf(command, sizeof command,
+                 "cmp -s '%s/default_aligned/frame_det_00_%06d.bmp' "
+                 "'%s/%s/default_aligned/frame_det_00_%06d.bmp'",
+                 out_dir, f, test_shared_path("data/reference/openface-2.2-clnf"), name, f);
+        status = system(command);
+        same += WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    }
+    if (aligned_frames) printf("%s: %d of %d aligned faces identical\n", name, same, aligned_frames);
+    CHECK(same == aligned_frames, "%s: %d of %d aligned faces identical", name, same,
+          aligned_frames);
+}
+
 static void check_input(const char *name, const char *input_flag, const char *input,
                         fa_source_kind kind)
 {
@@ -218,6 +246,8 @@ int main(void)
                 FA_SOURCE_VIDEO);
     check_input("image_sequence", "-fdir", test_shared_path("data/images/image_sequence"),
                 FA_SOURCE_DIRECTORY);
+    check_flags("default_sim200", "-simalign -simsize 200 -simscale 0.5 -nomask -g -aus", 30);
+    check_flags("default_au_static", "-au_static -aus", 0);
     char command[512];
     snprintf(command, sizeof command, "rm -rf '%s'", work_dir);
     if (system(command) != 0) fprintf(stderr, "could not remove %s\n", work_dir);

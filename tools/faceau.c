@@ -233,7 +233,7 @@ static int parse_arguments(int argc, char **argv, options_t *options)
                 fprintf(stderr, "faceau: bad value for %s: %s\n", arg, value);
                 return 0;
             }
-            if (arg[4] == 'c') options->settings.aligned_scale = number, scale_set = 1;
+            if (strcmp(arg, "-simscale") == 0) options->settings.aligned_scale = number, scale_set = 1;
             else options->settings.aligned_size = (int)number, size_set = 1;
             i++;
         } else if (strcmp(arg, "-nomask") == 0) {
