@@ -243,14 +243,17 @@ TARGET static inline __attribute__((always_inline)) void activations(const fa_cc
         return;
     }
     int k = 0;
+    /* z_b is NULL for a lone group: no offset on it then (undefined behaviour even when 0). */
+#define Z_B(k) (two ? z_b + (k) : NULL)
     for (; k + 4 <= count; k += 4)
-        chains(expert->weights + k * K, 4, two, input_a, input_b, z_a + k, z_b + k);
+        chains(expert->weights + k * K, 4, two, input_a, input_b, z_a + k, Z_B(k));
     if (count - k == 3) {
-        chains(expert->weights + k * K, 3, two, input_a, input_b, z_a + k, z_b + k);
+        chains(expert->weights + k * K, 3, two, input_a, input_b, z_a + k, Z_B(k));
         return;
     }
     for (; k < count; k++)
-        chains(expert->weights + k * K, 1, two, input_a, input_b, z_a + k, z_b + k);
+        chains(expert->weights + k * K, 1, two, input_a, input_b, z_a + k, Z_B(k));
+#undef Z_B
 }
 
 /* The activations of one position in OpenBLAS's 16 lanes (fa_ccnf_activation's reduce orders):
