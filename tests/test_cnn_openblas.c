@@ -13,6 +13,7 @@
 #include "detect/cnn.h"
 #include "detect/mtcnn.h"
 #include "openblas_skylakex.h"
+#include "cnn_layers.h"
 #include "testing.h"
 
 static void *library;
@@ -195,26 +196,6 @@ static void compare_pyramid(const fa_cnn_t *pnet, int height, int width) {
     CHECK(compared == 3 * levels, "PNet: %d layers compared", compared);
 }
 
-static fa_cnn_layer_t random_layer(fa_cnn_layer_type type, int inputs, int outputs, int kh,
-                                   int kw) {
-    fa_cnn_layer_t layer = {0};
-    layer.type = type, layer.inputs = inputs, layer.outputs = outputs;
-    layer.kernel_height = kh, layer.kernel_width = kw;
-    size_t n = (size_t)inputs * (size_t)outputs * (size_t)(kh * kw);
-    layer.weights = malloc(sizeof(float) * n);
-    layer.bias = malloc(sizeof(float) * (size_t)outputs);
-    for (size_t i = 0; i < n; i++)
-        layer.weights[i] = test_random_float();
-    for (int i = 0; i < outputs; i++)
-        layer.bias[i] = 2.0f * test_random_float();
-    fa_error_t error = {0};
-    CHECK(fa_cnn_prepare_layer(&layer, "synthetic", &error) == FA_OK, "%s", error.message);
-    return layer;
-}
-
-static void free_layer(fa_cnn_layer_t *layer) {
-    free(layer->weights), free(layer->bias), free(layer->weights_by_input);
-}
 
 /* Shapes OpenFace's networks do not have, for the rest of the summation model. */
 static void compare_synthetic(void) {
@@ -235,13 +216,13 @@ static void compare_synthetic(void) {
     for (size_t t = 0; t < sizeof convolutions / sizeof convolutions[0]; t++)
         for (int trial = 0; trial < (t < 2 ? 40 : 1); trial++) {
             const int *c = convolutions[t];
-            fa_cnn_layer_t layer = random_layer(FA_CNN_CONVOLUTION, c[0], c[1], c[2], c[3]);
+            fa_cnn_layer_t layer = test_random_cnn_layer(FA_CNN_CONVOLUTION, c[0], c[1], c[2], c[3]);
             fa_tensor_t in = random_tensor(c[0], c[4], c[5]);
             char what[64];
             snprintf(what, sizeof what, "synthetic convolution %zu, trial %d", t, trial);
             compare_convolution(&layer, &in, what);
             free(in.data);
-            free_layer(&layer);
+            test_free_cnn_layer(&layer);
         }
     /* (inputs, outputs): lanes with a last partial group of 4 outputs, K < 32, and the regular
      * path (inputs x outputs above 10^6) from a bias. */
@@ -249,13 +230,13 @@ static void compare_synthetic(void) {
     for (size_t t = 0; t < sizeof fully_connected / sizeof fully_connected[0]; t++)
         for (int trial = 0; trial < (t < 2 ? 40 : 1); trial++) {
             const int *c = fully_connected[t];
-            fa_cnn_layer_t layer = random_layer(FA_CNN_FULLY_CONNECTED, c[0], c[1], 1, 1);
+            fa_cnn_layer_t layer = test_random_cnn_layer(FA_CNN_FULLY_CONNECTED, c[0], c[1], 1, 1);
             fa_tensor_t in = random_tensor(1, c[0], 1);
             char what[64];
             snprintf(what, sizeof what, "synthetic fully connected %zu, trial %d", t, trial);
             compare_fully_connected(&layer, &in, what);
             free(in.data);
-            free_layer(&layer);
+            test_free_cnn_layer(&layer);
         }
 }
 

@@ -9,6 +9,7 @@
 #include "detect/cnn.h"
 #include "detect/mtcnn.h"
 #include "detect/resize.h"
+#include "cnn_layers.h"
 #include "testing.h"
 
 #include <errno.h>
@@ -219,28 +220,6 @@ static void check_network(const fa_cnn_t *cnn, int height, int width, const char
 
 /* ----- synthetic layers: odd sizes, remainders, long inner dimensions ----- */
 
-static fa_cnn_layer_t random_layer(fa_cnn_layer_type type, int inputs, int outputs, int kh,
-                                   int kw) {
-    fa_cnn_layer_t layer = {0};
-    layer.type = type, layer.inputs = inputs, layer.outputs = outputs;
-    layer.kernel_height = kh, layer.kernel_width = kw;
-    size_t n = (size_t)inputs * (size_t)outputs * (size_t)(kh * kw);
-    layer.weights = malloc(sizeof(float) * n);
-    layer.bias = malloc(sizeof(float) * (size_t)outputs);
-    for (size_t i = 0; i < n; i++)
-        layer.weights[i] = random_uniform(-0.5f, 0.5f);
-    for (int i = 0; i < outputs; i++)
-        layer.bias[i] = random_uniform(-1.0f, 1.0f);
-    fa_error_t error = {0};
-    CHECK(fa_cnn_prepare_layer(&layer, "synthetic", &error) == FA_OK, "%s", error.message);
-    return layer;
-}
-
-static void free_layer(fa_cnn_layer_t *layer) {
-    free(layer->weights);
-    free(layer->bias);
-    free(layer->weights_by_input);
-}
 
 static void test_fast_equals_reference(void) {
     if (!fa_cnn_have_avx2()) {
@@ -255,7 +234,7 @@ static void test_fast_equals_reference(void) {
                                    {128, 9, 3, 3, 5, 6},   {64, 128, 2, 2, 3, 3}};
     for (size_t t = 0; t < sizeof(cases) / sizeof(cases[0]); t++) {
         const int *c = cases[t];
-        fa_cnn_layer_t layer = random_layer(FA_CNN_CONVOLUTION, c[0], c[1], c[2], c[3]);
+        fa_cnn_layer_t layer = test_random_cnn_layer(FA_CNN_CONVOLUTION, c[0], c[1], c[2], c[3]);
         fa_tensor_t in = random_tensor(c[0], c[4], c[5]), a = in, b = in;
         fa_cnn_output_shape(&layer, &in, &a);
         b = a;
@@ -268,13 +247,13 @@ static void test_fast_equals_reference(void) {
               "convolution case %zu: AVX2 differs from the reference", t);
         check_convolution(&layer, &in, FA_CNN_KERNELS_AVX2, "synthetic convolution");
         free(a.data), free(b.data), free(scratch), free(in.data);
-        free_layer(&layer);
+        test_free_cnn_layer(&layer);
     }
     static const int fc_cases[][4] = {
         {576, 128, 64, 3}, {1152, 256, 128, 3}, {100, 101, 4, 5}, {800, 200, 1, 800}};
     for (size_t t = 0; t < sizeof(fc_cases) / sizeof(fc_cases[0]); t++) {
         const int *c = fc_cases[t];
-        fa_cnn_layer_t layer = random_layer(FA_CNN_FULLY_CONNECTED, c[0], c[1], 1, 1);
+        fa_cnn_layer_t layer = test_random_cnn_layer(FA_CNN_FULLY_CONNECTED, c[0], c[1], 1, 1);
         int channels = c[2], side = c[3];
         fa_tensor_t in =
             random_tensor(channels, channels == 1 ? side : side, channels == 1 ? 1 : side);
@@ -290,7 +269,7 @@ static void test_fast_equals_reference(void) {
               "fully connected case %zu: AVX2 differs from the reference", t);
         check_fully_connected(&layer, &in, FA_CNN_KERNELS_AVX2, "synthetic fully connected");
         free(a.data), free(b.data), free(in.data);
-        free_layer(&layer);
+        test_free_cnn_layer(&layer);
     }
     /* Max-pool sizes where rounding and clipped windows matter. */
     static const int pool_cases[][6] = {{3, 3, 2, 2, 10, 11},  {2, 2, 2, 2, 7, 7},
