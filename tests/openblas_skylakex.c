@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "testing.h"
+
 void *test_openblas_skylakex_open(void) {
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512cd") ||
@@ -59,4 +61,13 @@ long test_differing_floats(const float *x, const float *y, size_t count) {
     for (size_t i = 0; i < count; i++)
         d += memcmp(&x[i], &y[i], sizeof(float)) != 0;
     return d;
+}
+
+int test_load_model_set(fa_clnf_set_t *model) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/model/main_clnf_general.txt", test_models_dir());
+    fa_error_t error = {0};
+    int loaded = fa_clnf_set_load(path, 0, model, &error) == FA_OK;
+    CHECK(loaded, "%s", error.message);
+    return loaded;
 }

@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 
+#include "landmarks/clnf_model.h"
+
 typedef void (*test_sgemm_fn)(const char *transa, const char *transb, const int *m, const int *n,
                               const int *k, const float *alpha, const float *a, const int *lda,
                               const float *b, const int *ldb, const float *beta, float *c,
@@ -21,6 +23,10 @@ void *test_openblas_symbol(void *library, const char *name);
 /* Column-major C = alpha A B + beta C through the library's sgemm_ (no transposes). */
 void test_openblas_sgemm(void *library, int m, int n, int k, float alpha, const float *a, int lda,
                          const float *b, int ldb, float beta, float *c, int ldc);
+
+/* Loads OpenFace's main_clnf_general.txt model set, whose experts and PDMs the library tests run
+ * through both sides; returns 0 (CHECKed, message printed) when it cannot. */
+int test_load_model_set(fa_clnf_set_t *model);
 
 /* A reproducible pseudo-random float in [-0.5, 0.5). */
 float test_random_float(void);

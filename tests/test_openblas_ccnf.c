@@ -239,14 +239,8 @@ static void test_detector(const fa_ccnf_t *ccnf, const fa_clnf_set_part_t *part,
 }
 
 static void test_model(void) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/model/main_clnf_general.txt", test_models_dir());
     fa_clnf_set_t model;
-    fa_error_t error = {0};
-    if (fa_clnf_set_load(path, 0, &model, &error) != FA_OK) {
-        CHECK(0, "%s", error.message);
-        return;
-    }
+    if (!test_load_model_set(&model)) return;
     frame_t frames[FRAMES] = {{0}};
     if (load_frames(frames)) {
         test_detector(&model.main.ccnf, NULL, frames, "main model");

@@ -102,14 +102,8 @@ static void test_random(void) {
 
 /* Every prepared Sigma of W² >= FA_CCNF_LAPACK_ROWS in the shipped model set. */
 static void test_sigmas(void) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/model/main_clnf_general.txt", test_models_dir());
     fa_clnf_set_t model;
-    fa_error_t error = {0};
-    if (fa_clnf_set_load(path, 0, &model, &error) != FA_OK) {
-        CHECK(0, "%s", error.message);
-        return;
-    }
+    if (!test_load_model_set(&model)) return;
     long systems = 0, values = 0, differ = 0, failed = 0;
     for (int d = -1; d < model.part_count; d++) {
         const fa_ccnf_t *ccnf = d < 0 ? &model.main.ccnf : &model.parts[d].detector.ccnf;
