@@ -550,6 +550,49 @@ static void test_sampler(void) {
     free(image);
 }
 
+/* The AVX2 sampler against the plain one, bit for bit: random scales, angles and centres inside,
+ * across every border and far outside, on images down to 2x2 with padded strides. */
+static void test_sampler_kernels(void) {
+    if (!fa_ccnf_avx2_supported()) {
+        printf("area sampler kernels: no AVX2 here, the plain sampler is used\n");
+        return;
+    }
+    enum { MAX_SIDE = 200, PAD = 5 };
+    uint8_t *image = malloc((MAX_SIDE + PAD) * MAX_SIDE);
+    static float expected[FA_CCNF_MAX_AREA * FA_CCNF_MAX_AREA];
+    static float actual[FA_CCNF_MAX_AREA * FA_CCNF_MAX_AREA];
+    int mismatches = 0, trials = 20000, border_pixels = 0;
+    for (int trial = 0; trial < trials; trial++) {
+        int width = trial % 10 == 0 ? 2 + trial / 10 % 6 : 20 + (int)(random_uniform() * 180);
+        int height = trial % 10 == 0 ? 2 + trial / 60 % 6 : 20 + (int)(random_uniform() * 180);
+        int stride = width + (trial % 3 == 0 ? PAD : 0);
+        for (int i = 0; i < stride * height; i++)
+            image[i] = (uint8_t)(random_uniform() * 256);
+        int side = 1 + trial % FA_CCNF_MAX_AREA;
+        double scale = 0.2 + 3 * random_uniform(), angle = (random_uniform() - 0.5) * 7;
+        float a = (float)(scale * cos(angle)), b = (float)(scale * sin(angle));
+        /* centres from well outside to well inside, crossing every border */
+        float x = (float)((random_uniform() * 1.6 - 0.3) * width);
+        float y = (float)((random_uniform() * 1.6 - 0.3) * height);
+        fa_ccnf_area_map_t map;
+        fa_ccnf_area_map(a, b, x, y, side, &map);
+        memset(actual, 0xff, sizeof actual);
+        fa_ccnf_sample_map_reference(image, width, height, stride, &map, expected);
+        fa_ccnf_sample_map_avx2(image, width, height, stride, &map, actual);
+        mismatches += memcmp(expected, actual, sizeof(float) * side * side) != 0;
+        /* nothing written past the area (the 0xff bytes are a NaN, equal to nothing) */
+        mismatches += side < FA_CCNF_MAX_AREA && actual[side * side] == actual[side * side];
+        for (int i = 0; i < side * side; i++)
+            border_pixels += expected[i] == 0;
+    }
+    CHECK(mismatches == 0, "AVX2 area sampler differs from the plain one in %d of %d trials",
+          mismatches, trials);
+    CHECK(border_pixels > 0, "no trial reached outside the image");
+    printf("area sampler: AVX2 equals the plain sampler bit for bit in %d trials "
+           "(%d pixels outside an image)\n", trials, border_pixels);
+    free(image);
+}
+
 /* ---------------------------------------------------------------------------------------------
  * A real frame: default.wmv frame 1 with OpenFace's landmarks; checks and timings */
 
@@ -679,6 +722,7 @@ int main(void) {
     test_kernels(&ccnf, reference, fast);
     test_sigmoid_sums();
     test_sampler();
+    test_sampler_kernels();
     test_frame(&ccnf, reference, fast);
 
     free(reference);

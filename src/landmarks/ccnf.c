@@ -450,51 +450,48 @@ int fa_ccnf_view_index(const fa_ccnf_t *ccnf, int scale, const float rotation[3]
 
 enum { AB_BITS = 10, INTER_BITS = 5, INTER_TAB_SIZE = 1 << INTER_BITS };
 
-static float pixel_or_zero(const uint8_t *image, int width, int height, ptrdiff_t stride, int x,
-                           int y) {
-    return x >= 0 && y >= 0 && x < width && y < height ? image[y * stride + x] : 0.0f;
-}
-
-void fa_ccnf_sample_area(const uint8_t *image, int width, int height, ptrdiff_t stride, float a,
-                         float b, float x, float y, int side, float *area) {
+void fa_ccnf_area_map(float a, float b, float x, float y, int side, fa_ccnf_area_map_t *map) {
     /* The matrix as OpenFace builds it (float), widened to double as warpAffine does. */
     float half_a = a * ((float)side - 1.0f) / 2.0f, half_b = b * ((float)side - 1.0f) / 2.0f;
     const double m0 = a, m1 = -b, m2 = x - half_a + half_b;
     const double m3 = b, m4 = a, m5 = y - half_a - half_b;
     const int round_delta = (1 << AB_BITS) / INTER_TAB_SIZE / 2;
-    int x_step[FA_CCNF_MAX_AREA], y_step[FA_CCNF_MAX_AREA]; /* per column, as warpAffine's tables */
-    if (side > FA_CCNF_MAX_AREA) return; /* a programming error: windows are bounded */
-    for (int u = 0; u < side; u++) {
-        x_step[u] = (int)lrint(m0 * u * (1 << AB_BITS));
-        y_step[u] = (int)lrint(m3 * u * (1 << AB_BITS));
+    memset(map, 0, sizeof *map);
+    map->side = side;
+    for (int u = 0; u < side; u++) { /* per column, as warpAffine's tables */
+        map->x_step[u] = (int)lrint(m0 * u * (1 << AB_BITS));
+        map->y_step[u] = (int)lrint(m3 * u * (1 << AB_BITS));
     }
     for (int v = 0; v < side; v++) {
-        int x0 = (int)lrint((m1 * v + m2) * (1 << AB_BITS)) + round_delta;
-        int y0 = (int)lrint((m4 * v + m5) * (1 << AB_BITS)) + round_delta;
-        for (int u = 0; u < side; u++) {
-            int fixed_x = (x0 + x_step[u]) >> (AB_BITS - INTER_BITS);
-            int fixed_y = (y0 + y_step[u]) >> (AB_BITS - INTER_BITS);
-            int sx = fixed_x >> INTER_BITS, sy = fixed_y >> INTER_BITS;
-            float fx = (float)(fixed_x & (INTER_TAB_SIZE - 1)) / INTER_TAB_SIZE;
-            float fy = (float)(fixed_y & (INTER_TAB_SIZE - 1)) / INTER_TAB_SIZE;
-            float w0 = (1.0f - fy) * (1.0f - fx), w1 = (1.0f - fy) * fx;
-            float w2 = fy * (1.0f - fx), w3 = fy * fx;
-            float value;
-            if (sx >= 0 && sy >= 0 && sx < width - 1 && sy < height - 1) {
-                const uint8_t *p = image + sy * stride + sx;
-                value = (float)p[0] * w0 + (float)p[1] * w1 + (float)p[stride] * w2 +
-                        (float)p[stride + 1] * w3;
-            } else if (sx >= width || sx + 1 < 0 || sy >= height || sy + 1 < 0) {
-                value = 0.0f;
-            } else {
-                value = pixel_or_zero(image, width, height, stride, sx, sy) * w0 +
-                        pixel_or_zero(image, width, height, stride, sx + 1, sy) * w1 +
-                        pixel_or_zero(image, width, height, stride, sx, sy + 1) * w2 +
-                        pixel_or_zero(image, width, height, stride, sx + 1, sy + 1) * w3;
-            }
-            area[v * side + u] = value;
-        }
+        map->row_x[v] = (int)lrint((m1 * v + m2) * (1 << AB_BITS)) + round_delta;
+        map->row_y[v] = (int)lrint((m4 * v + m5) * (1 << AB_BITS)) + round_delta;
     }
+}
+
+/* Row and column terms add as ints that wrap, as OpenCV's do. */
+static int wrapping_add(int a, int b) {
+    return (int)((unsigned)a + (unsigned)b);
+}
+
+void fa_ccnf_sample_map_reference(const uint8_t *image, int width, int height, ptrdiff_t stride,
+                                  const fa_ccnf_area_map_t *map, float *area) {
+    const int side = map->side;
+    for (int v = 0; v < side; v++)
+        for (int u = 0; u < side; u++)
+            area[v * side + u] = fa_ccnf_sample_pixel(image, width, height, stride,
+                                                      wrapping_add(map->row_x[v], map->x_step[u]),
+                                                      wrapping_add(map->row_y[v], map->y_step[u]));
+}
+
+void fa_ccnf_sample_area(const uint8_t *image, int width, int height, ptrdiff_t stride, float a,
+                         float b, float x, float y, int side, float *area) {
+    if (side > FA_CCNF_MAX_AREA) return; /* a programming error: windows are bounded */
+    fa_ccnf_area_map_t map;
+    fa_ccnf_area_map(a, b, x, y, side, &map);
+    if (fa_ccnf_avx2_supported())
+        fa_ccnf_sample_map_avx2(image, width, height, stride, &map, area);
+    else
+        fa_ccnf_sample_map_reference(image, width, height, stride, &map, area);
 }
 
 /* ---------------------------------------------------------------------------------------------

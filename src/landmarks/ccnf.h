@@ -21,6 +21,7 @@ enum {
     FA_CCNF_MAX_SCALES = 4,
     FA_CCNF_MAX_WINDOW = 15, /* the largest window with sigma components in the files */
     FA_CCNF_MAX_AREA = FA_CCNF_MAX_WINDOW + FA_CCNF_SUPPORT - 1,
+    FA_CCNF_AREA_STEPS = (FA_CCNF_MAX_AREA + 7) / 8 * 8, /* columns in whole 8-lane vectors */
     FA_CCNF_MAX_PREPARED = 2, /* windows with precomputed Sigmas per scale */
     FA_CCNF_INPUTS = 1 + FA_CCNF_SUPPORT * FA_CCNF_SUPPORT, /* bias + 121 pixels */
 };

@@ -524,6 +524,75 @@ TARGET_WIDE static void raw_wide(const fa_ccnf_expert_t *expert, int window, con
     if (i < count) lone_group(expert, window, &groups[i], raw);
 }
 
+/* The area of interest eight columns at a time: positions as the map's ints, the four
+ * neighbours by two gathers (the top row's dword at the pixel, the bottom row's ending at its
+ * second byte, so that neither reads outside the image), the weights and sum as
+ * fa_ccnf_sample_pixel computes them. Vectors with a lane near or past the border take
+ * fa_ccnf_sample_pixel itself. */
+TARGET void fa_ccnf_sample_map_avx2(const uint8_t *image, int width, int height, ptrdiff_t stride,
+                                    const fa_ccnf_area_map_t *map, float *area) {
+    const int side = map->side;
+    if ((double)stride * height > 2147483647.0 || width < 2 || height < 2) {
+        fa_ccnf_sample_map_reference(image, width, height, stride, map, area);
+        return;
+    }
+    const __m256i last_x = _mm256_set1_epi32(width - 2), last_y = _mm256_set1_epi32(height - 2);
+    const __m256i zero = _mm256_setzero_si256(), byte = _mm256_set1_epi32(0xff);
+    const __m256i fraction_mask = _mm256_set1_epi32(31), row_step = _mm256_set1_epi32((int)stride);
+    const __m256 one = _mm256_set1_ps(1.0f), fraction_scale = _mm256_set1_ps(1.0f / 32);
+    const __m256i lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const int *top = (const int *)image, *bottom = (const int *)(image + stride - 2);
+    for (int v = 0; v < side; v++) {
+        const __m256i row_x = _mm256_set1_epi32(map->row_x[v]);
+        const __m256i row_y = _mm256_set1_epi32(map->row_y[v]);
+        float *out = area + v * side;
+        for (int u = 0; u < side; u += LANES) {
+            const int count = side - u < LANES ? side - u : LANES;
+            __m256i fixed_x = _mm256_srai_epi32(
+                _mm256_add_epi32(row_x, _mm256_loadu_si256((const __m256i *)(map->x_step + u))), 5);
+            __m256i fixed_y = _mm256_srai_epi32(
+                _mm256_add_epi32(row_y, _mm256_loadu_si256((const __m256i *)(map->y_step + u))), 5);
+            __m256i sx = _mm256_srai_epi32(fixed_x, 5), sy = _mm256_srai_epi32(fixed_y, 5);
+            __m256i outside = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpgt_epi32(zero, sx), _mm256_cmpgt_epi32(sx, last_x)),
+                _mm256_or_si256(_mm256_cmpgt_epi32(zero, sy), _mm256_cmpgt_epi32(sy, last_y)));
+            outside = _mm256_and_si256(outside, _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane));
+            if (!_mm256_testz_si256(outside, outside)) {
+                for (int l = 0; l < count; l++)
+                    out[u + l] = fa_ccnf_sample_pixel(
+                        image, width, height, stride,
+                        (int)((unsigned)map->row_x[v] + (unsigned)map->x_step[u + l]),
+                        (int)((unsigned)map->row_y[v] + (unsigned)map->y_step[u + l]));
+                continue;
+            }
+            /* Lanes past count (their steps are 0) read pixel (0, 0) and are not stored. */
+            __m256i valid = _mm256_cmpgt_epi32(_mm256_set1_epi32(count), lane);
+            sx = _mm256_and_si256(sx, valid);
+            sy = _mm256_and_si256(sy, valid);
+            __m256i offset = _mm256_add_epi32(_mm256_mullo_epi32(sy, row_step), sx);
+            __m256i upper = _mm256_i32gather_epi32(top, offset, 1);
+            __m256i lower = _mm256_i32gather_epi32(bottom, offset, 1);
+            __m256 p0 = _mm256_cvtepi32_ps(_mm256_and_si256(upper, byte));
+            __m256 p1 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(upper, 8), byte));
+            __m256 p2 = _mm256_cvtepi32_ps(_mm256_and_si256(_mm256_srli_epi32(lower, 16), byte));
+            __m256 p3 = _mm256_cvtepi32_ps(_mm256_srli_epi32(lower, 24));
+            __m256 fx = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(fixed_x, fraction_mask)),
+                                      fraction_scale);
+            __m256 fy = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_and_si256(fixed_y, fraction_mask)),
+                                      fraction_scale);
+            __m256 gx = _mm256_sub_ps(one, fx), gy = _mm256_sub_ps(one, fy);
+            __m256 value = _mm256_mul_ps(p0, _mm256_mul_ps(gy, gx));
+            value = _mm256_add_ps(value, _mm256_mul_ps(p1, _mm256_mul_ps(gy, fx)));
+            value = _mm256_add_ps(value, _mm256_mul_ps(p2, _mm256_mul_ps(fy, gx)));
+            value = _mm256_add_ps(value, _mm256_mul_ps(p3, _mm256_mul_ps(fy, fx)));
+            if (count == LANES)
+                _mm256_storeu_ps(out + u, value);
+            else
+                _mm256_maskstore_ps(out + u, valid, value);
+        }
+    }
+}
+
 void fa_ccnf_raw_avx2(const fa_ccnf_expert_t *expert, int window, const float *area, float *raw,
                       fa_ccnf_workspace_t *workspace) {
     if (fa_ccnf_avx512_supported())
@@ -764,6 +833,12 @@ TARGET void fa_ccnf_sigma_avx2(const float *sigma_transposed, int stride, int n,
 }
 
 #else
+
+void fa_ccnf_sample_map_avx2(const uint8_t *image, int width, int height, ptrdiff_t stride,
+                             const fa_ccnf_area_map_t *map, float *area) {
+    fa_ccnf_sample_map_reference(image, width, height, stride, map, area);
+}
+
 
 int fa_ccnf_avx2_supported(void) {
     return 0;

@@ -50,6 +50,50 @@ void fa_ccnf_sigmoid_sums_avx2(const double *alphas, int count, const float *z, 
 void fa_ccnf_sigmoid_sums_wide(const double *alphas, int count, const float *z, int z_stride,
                                float *response);
 
+/* Where warpAffine reads each pixel of an area of interest: pixel (u, v) of the side x side
+ * area comes from (row_x[v] + x_step[u], row_y[v] + y_step[u]) in fixed point with AB_BITS = 10
+ * fractional bits, the rounding delta included. Steps past side are 0, so that whole vectors
+ * of columns can be read. */
+typedef struct fa_ccnf_area_map {
+    int side;
+    int row_x[FA_CCNF_MAX_AREA], row_y[FA_CCNF_MAX_AREA];
+    int x_step[FA_CCNF_AREA_STEPS], y_step[FA_CCNF_AREA_STEPS];
+} fa_ccnf_area_map_t;
+
+/* The map of fa_ccnf_sample_area's (a, b, x, y, side); side <= FA_CCNF_MAX_AREA. */
+void fa_ccnf_area_map(float a, float b, float x, float y, int side, fa_ccnf_area_map_t *map);
+/* The area from its map: plain C, and AVX2 (gathers, the plain pixel code near the border). */
+void fa_ccnf_sample_map_reference(const uint8_t *image, int width, int height, ptrdiff_t stride,
+                                  const fa_ccnf_area_map_t *map, float *area);
+void fa_ccnf_sample_map_avx2(const uint8_t *image, int width, int height, ptrdiff_t stride,
+                             const fa_ccnf_area_map_t *map, float *area);
+
+/* One pixel of the area at fixed-point source position (x, y): the four neighbours (0 outside
+ * the image) weighted by the 1/32 px fractions. Every product and partial sum is a multiple of
+ * 1/1024 below 2^8, so exact in float: any order of the additions gives these bits. */
+static inline float fa_ccnf_sample_pixel(const uint8_t *image, int width, int height,
+                                         ptrdiff_t stride, int x, int y) {
+    enum { INTER_BITS = 5, INTER_TAB_SIZE = 1 << INTER_BITS, FIXED_SHIFT = 10 - INTER_BITS };
+    int fixed_x = x >> FIXED_SHIFT, fixed_y = y >> FIXED_SHIFT; /* arithmetic, as OpenCV's */
+    int sx = fixed_x >> INTER_BITS, sy = fixed_y >> INTER_BITS;
+    float fx = (float)(fixed_x & (INTER_TAB_SIZE - 1)) / INTER_TAB_SIZE;
+    float fy = (float)(fixed_y & (INTER_TAB_SIZE - 1)) / INTER_TAB_SIZE;
+    float w0 = (1.0f - fy) * (1.0f - fx), w1 = (1.0f - fy) * fx;
+    float w2 = fy * (1.0f - fx), w3 = fy * fx;
+    if (sx >= 0 && sy >= 0 && sx < width - 1 && sy < height - 1) {
+        const uint8_t *p = image + sy * stride + sx;
+        return (float)p[0] * w0 + (float)p[1] * w1 + (float)p[stride] * w2 +
+               (float)p[stride + 1] * w3;
+    }
+    if (sx >= width || sx + 1 < 0 || sy >= height || sy + 1 < 0) return 0.0f;
+    float corner[4];
+    for (int k = 0; k < 4; k++) {
+        int cx = sx + (k & 1), cy = sy + (k >> 1);
+        corner[k] = cx >= 0 && cy >= 0 && cx < width && cy < height ? image[cy * stride + cx] : 0;
+    }
+    return corner[0] * w0 + corner[1] * w1 + corner[2] * w2 + corner[3] * w3;
+}
+
 /* A neuron's activation z = bias + sum_t w[t] x[t] (w[0] the bias, x the 121 normalised inputs)
  * summed as sgemm does it: OpenFace's sgemm has the positions as rows (M = W², numbered
  * column-major: x W + y), the neurons as columns and K = 122 inputs, a constant 1 first. The
