@@ -33,6 +33,7 @@ typedef struct fa_running_median {
     int32_t *median_bin; /* dimension: first bin whose cumulative count reaches the cutoff */
     int32_t *below;      /* dimension: count in the bins before median_bin */
     double *median;      /* dimension */
+    int32_t *new_bin;    /* dimension: the bin of each value of the update in progress */
 } fa_running_median_t;
 
 fa_status fa_running_median_init(fa_running_median_t *median, int dimension, int bins,
