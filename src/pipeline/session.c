@@ -408,11 +408,13 @@ fa_status fa_au_series_next(fa_au_series_t *series, double *intensity, double *p
 }
 
 /* ---------------------------------------------------------------------------------------------
- * fa_session_run: a ring of frames passed from a reader thread to a tracking thread to the
- * caller's thread (features, AUs, the done callback). */
+ * fa_session_run: a ring of frames passed from the caller's thread (reading) to a tracking
+ * thread and back (features, AUs, the done callback). The tracker's pool workers are the only
+ * other threads: on two cores, a separate reading thread only made one more thread to share
+ * them. */
 
-/* One frame per thread (reader, tracker, caller): a fourth slot measured no faster on two cores
- * and cost 1.2 MB of peak memory. */
+/* One frame being tracked, one being read or finished, one tracked or read ahead: a fourth slot
+ * measured no faster on two cores and cost 1.2 MB of peak memory. */
 enum { RING_SLOTS = 3 };
 
 typedef enum slot_state { SLOT_FREE, SLOT_READ, SLOT_TRACKED } slot_state_t;
@@ -422,7 +424,7 @@ typedef struct slot {
     fa_status status; /* of reading, then of tracking; FA_ERROR_END after the last frame */
     fa_error_t error;
     fa_frame_input_t input;
-    fa_tracker_frame_t prepared; /* gray versions made on the reader thread, for the tracker */
+    fa_tracker_frame_t prepared; /* gray versions made by the reading thread, for the tracker */
     int is_prepared;
     fa_frame_result_t result;
     tracked_frame_t tracked;
@@ -456,23 +458,19 @@ static void hand_on(ring_t *ring, slot_t *slot, slot_state_t state)
     pthread_mutex_unlock(&ring->lock);
 }
 
-static void *reader_main(void *argument)
+/* Reads the next frame into a free slot (and its gray versions for the tracker), then hands the
+ * slot to the tracker; returns the read's status. */
+static fa_status read_into(ring_t *ring, slot_t *slot)
 {
-    ring_t *ring = argument;
-    for (long n = 0;; n++) {
-        slot_t *slot = &ring->slots[n % RING_SLOTS];
-        if (!wait_for(ring, slot, SLOT_FREE)) break;
-        slot->input.has_landmarks = 0;
-        fa_status status = ring->read(ring->read_context, &slot->input, &slot->error);
-        if (status == FA_OK) status = check_frame(&slot->input.image, &slot->error);
-        slot->is_prepared = status == FA_OK && ring->session->tracker && !slot->input.has_landmarks;
-        if (slot->is_prepared)
-            status = fa_tracker_frame_prepare(&slot->prepared, &slot->input.image, &slot->error);
-        slot->status = status;
-        hand_on(ring, slot, SLOT_READ); /* the slot is the tracker's from here */
-        if (status != FA_OK) break;
-    }
-    return NULL;
+    slot->input.has_landmarks = 0;
+    fa_status status = ring->read(ring->read_context, &slot->input, &slot->error);
+    if (status == FA_OK) status = check_frame(&slot->input.image, &slot->error);
+    slot->is_prepared = status == FA_OK && ring->session->tracker && !slot->input.has_landmarks;
+    if (slot->is_prepared)
+        status = fa_tracker_frame_prepare(&slot->prepared, &slot->input.image, &slot->error);
+    slot->status = status;
+    hand_on(ring, slot, SLOT_READ); /* the slot is the tracker's from here */
+    return status;
 }
 
 static void *tracker_main(void *argument)
@@ -522,36 +520,56 @@ fa_status fa_session_run(fa_session_t *session, fa_read_frame_fn read, void *rea
     ring_t *ring = calloc(1, sizeof *ring);
     if (!ring) return fa_error_set(error, FA_ERROR_NO_MEMORY, "out of memory");
     *ring = (ring_t){.session = session, .read = read, .read_context = read_context};
-    pthread_t reader, tracker;
-    int have_reader = 0, have_tracker = 0;
+    pthread_t tracker;
+    int have_tracker = 0;
     fa_status status = FA_OK;
     if (pthread_mutex_init(&ring->lock, NULL) != 0 || pthread_cond_init(&ring->changed, NULL) != 0)
         status = fa_error_set(error, FA_ERROR_NO_MEMORY, "cannot create a lock");
-    if (status == FA_OK) have_reader = pthread_create(&reader, NULL, reader_main, ring) == 0;
-    if (status == FA_OK && have_reader)
-        have_tracker = pthread_create(&tracker, NULL, tracker_main, ring) == 0;
-    if (status == FA_OK && !(have_reader && have_tracker))
+    if (status == FA_OK) have_tracker = pthread_create(&tracker, NULL, tracker_main, ring) == 0;
+    if (status == FA_OK && !have_tracker)
         status = fa_error_set(error, FA_ERROR_NO_MEMORY, "cannot start the run's threads");
-    for (long n = 0; status == FA_OK; n++) {
-        slot_t *slot = &ring->slots[n % RING_SLOTS];
-        if (!wait_for(ring, slot, SLOT_TRACKED)) break;
-        status = slot->status;
+    /* This thread reads frames and finishes tracked ones: finishing first while the tracker has
+     * a frame waiting (that frees a slot), reading first when it has none (it would idle). */
+    long next_read = 0, next_done = 0;
+    int reading = 1;
+    while (status == FA_OK) {
+        slot_t *to_read = &ring->slots[next_read % RING_SLOTS];
+        slot_t *to_finish = &ring->slots[next_done % RING_SLOTS];
+        pthread_mutex_lock(&ring->lock);
+        for (;;) {
+            int can_read = reading && to_read->state == SLOT_FREE;
+            int can_finish = to_finish->state == SLOT_TRACKED;
+            if (can_read || can_finish) break;
+            pthread_cond_wait(&ring->changed, &ring->lock);
+        }
+        int tracker_fed = next_read > next_done + 1 &&
+                          ring->slots[(next_read - 1) % RING_SLOTS].state == SLOT_READ;
+        int finish = to_finish->state == SLOT_TRACKED &&
+                     (tracker_fed || !reading || to_read->state != SLOT_FREE);
+        pthread_mutex_unlock(&ring->lock);
+        if (!finish) {
+            reading = read_into(ring, to_read) == FA_OK;
+            next_read++;
+            continue;
+        }
+        status = to_finish->status;
         if (status == FA_OK)
-            status = session_features(session, &slot->input.image, &slot->tracked, &slot->result,
-                                      &slot->error);
+            status = session_features(session, &to_finish->input.image, &to_finish->tracked,
+                                      &to_finish->result, &to_finish->error);
         if (status == FA_OK)
-            status = done(done_context, &slot->input.image, &slot->result, &slot->error);
+            status = done(done_context, &to_finish->input.image, &to_finish->result,
+                          &to_finish->error);
         if (status != FA_OK) {
-            if (error) *error = slot->error;
+            if (error) *error = to_finish->error;
             break;
         }
-        hand_on(ring, slot, SLOT_FREE);
+        hand_on(ring, to_finish, SLOT_FREE);
+        next_done++;
     }
     pthread_mutex_lock(&ring->lock);
     ring->stopping = 1;
     pthread_cond_broadcast(&ring->changed);
     pthread_mutex_unlock(&ring->lock);
-    if (have_reader) pthread_join(reader, NULL);
     if (have_tracker) pthread_join(tracker, NULL);
     pthread_cond_destroy(&ring->changed);
     pthread_mutex_destroy(&ring->lock);
