@@ -206,10 +206,19 @@ static void test_convolution_shape(int channels, int height, int width, int coun
               "AVX2 convolution %dx%dx%d k%d s%d is not bit-identical to C", channels, height,
               width, count, side);
     }
+    fa_validator_cnn_convolve_fn wide = fa_validator_cnn_convolve_avx512();
+    if (wide) {
+        memset(out_simd, 0, sizeof(float) * outputs);
+        wide(input, channels, height, width, weights, bias, count, side, side, out_simd);
+        CHECK(memcmp(out_c, out_simd, sizeof(float) * outputs) == 0,
+              "AVX-512 convolution %dx%dx%d k%d s%d is not bit-identical to C", channels, height,
+              width, count, side);
+    }
     printf("kernels: convolution %2dx%2dx%2d, %2d kernels %dx%d: C vs float64 max |diff| %.2g; "
-           "AVX2 %s\n",
+           "AVX2 %s, AVX-512 %s\n",
            channels, height, width, count, side, side, worst,
-           simd ? "bit-identical to C" : "not available");
+           simd ? "bit-identical to C" : "not available",
+           wide ? "bit-identical to C" : "not available");
     free(input);
     free(weights);
     free(bias);
@@ -228,6 +237,8 @@ static void test_kernels(void)
     test_convolution_shape(10, 26, 26, 10, 7);
     test_convolution_shape(3, 23, 29, 7, 5);
     test_convolution_shape(2, 14, 12, 6, 3);
+    test_convolution_shape(2, 40, 40, 5, 3); /* 38 columns: AVX-512's overlapping last group */
+    test_convolution_shape(3, 30, 22, 6, 3); /* 20 columns: one group, overlapping vectors */
     test_convolution_shape(1, 9, 9, 3, 3);
 
     enum { C = 3, H = 23, W = 29 };

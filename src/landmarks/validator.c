@@ -303,7 +303,8 @@ fa_status fa_validator_parse(const char *data, size_t size, const char *name,
 
 void fa_validator_choose_kernel(fa_validator_t *validator)
 {
-    fa_validator_cnn_convolve_fn fast = fa_validator_cnn_convolve_avx2();
+    fa_validator_cnn_convolve_fn fast = fa_validator_cnn_convolve_avx512();
+    if (!fast) fast = fa_validator_cnn_convolve_avx2();
     validator->convolve = fast ? fast : fa_validator_cnn_convolve_c;
 }
 

@@ -26,6 +26,8 @@ void fa_validator_cnn_convolve_c(const float *input, int channels, int height, i
 
 /* The AVX2 variant (bit-identical to the C one), or NULL when this build or CPU lacks AVX2. */
 fa_validator_cnn_convolve_fn fa_validator_cnn_convolve_avx2(void);
+/* The same blocks in AVX-512 vectors; NULL without AVX-512 F. */
+fa_validator_cnn_convolve_fn fa_validator_cnn_convolve_avx512(void);
 
 /* max(x, 0) in place. */
 void fa_validator_cnn_relu(float *values, size_t count);
