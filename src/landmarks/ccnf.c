@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cv_round.h"
 #include "core/file.h"
 #include "landmarks/ccnf_kernels.h"
 #include "landmarks/openblas_sposv.h"
@@ -459,12 +460,12 @@ void fa_ccnf_area_map(float a, float b, float x, float y, int side, fa_ccnf_area
     memset(map, 0, sizeof *map);
     map->side = side;
     for (int u = 0; u < side; u++) { /* per column, as warpAffine's tables */
-        map->x_step[u] = (int)lrint(m0 * u * (1 << AB_BITS));
-        map->y_step[u] = (int)lrint(m3 * u * (1 << AB_BITS));
+        map->x_step[u] = fa_cv_round(m0 * u * (1 << AB_BITS));
+        map->y_step[u] = fa_cv_round(m3 * u * (1 << AB_BITS));
     }
     for (int v = 0; v < side; v++) {
-        map->row_x[v] = (int)lrint((m1 * v + m2) * (1 << AB_BITS)) + round_delta;
-        map->row_y[v] = (int)lrint((m4 * v + m5) * (1 << AB_BITS)) + round_delta;
+        map->row_x[v] = (int)((unsigned)fa_cv_round((m1 * v + m2) * (1 << AB_BITS)) + round_delta);
+        map->row_y[v] = (int)((unsigned)fa_cv_round((m4 * v + m5) * (1 << AB_BITS)) + round_delta);
     }
 }
 
