@@ -75,6 +75,15 @@ void fa_au_group_dot(const fa_au_group_t *group, const double *input, double *su
 void fa_au_group_dot2(const fa_au_group_t *group, const double *input_a, const double *input_b,
                       double *sums_a, double *sums_b);
 
+/* The plain C kernels and the AVX2 ones (the same bits; these fall back to the plain ones where
+ * the build has no AVX2); fa_au_group_dot and fa_au_group_dot2 pick one. */
+void fa_au_group_dot_reference(const fa_au_group_t *group, const double *input, double *sums);
+void fa_au_group_dot2_reference(const fa_au_group_t *group, const double *input_a,
+                                const double *input_b, double *sums_a, double *sums_b);
+void fa_au_group_dot_avx2(const fa_au_group_t *group, const double *input, double *sums);
+void fa_au_group_dot2_avx2(const fa_au_group_t *group, const double *input_a,
+                           const double *input_b, double *sums_a, double *sums_b);
+
 /* Offline post-processing of one AU's series (frames values): offset by the cutoff quantile
  * (cutoff -1: none), clip to [0, 5], zero failed frames, 3-tap smoothing. scratch: frames. */
 void fa_au_finish_intensity(double *series, const uint8_t *success, size_t frames, double cutoff,
