@@ -191,8 +191,8 @@ fa_status fa_session_aligned_output(fa_session_t *session, const fa_image_t *fra
 /* ---------------------------------------------------------------------------------------------
  * Running a whole video on the session's threads (settings.n_threads): the tracker
  * (order-dependent, its patch responses shared out over the other threads) works on frame n+1
- * on a thread of its own while the calling thread reads ahead and computes frame n's features,
- * AUs and pose; results come back in frame order. Outputs are identical to calling fa_session_process frame by frame;
+ * on a thread of its own while the calling thread computes frame n's features, AUs and pose;
+ * frames are read ahead by whichever is free; results come back in frame order. Outputs are identical to calling fa_session_process frame by frame;
  * with one thread that is what it does. */
 
 /* One input frame; the reader fills it and may keep its image between calls (reallocate with
@@ -205,7 +205,8 @@ typedef struct fa_frame_input {
 } fa_frame_input_t;
 
 /* Fills the next frame; returns FA_OK, FA_ERROR_END after the last frame, or an error. Called
- * in frame order on the thread that called fa_session_run. */
+ * in frame order, one call at a time, on the thread that called fa_session_run or on the
+ * session's tracking thread (whichever is free first). */
 typedef fa_status (*fa_read_frame_fn)(void *context, fa_frame_input_t *input, fa_error_t *error);
 
 /* Takes one frame's result, in frame order, on the thread that called fa_session_run; the frame

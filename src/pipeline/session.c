@@ -408,10 +408,11 @@ fa_status fa_au_series_next(fa_au_series_t *series, double *intensity, double *p
 }
 
 /* ---------------------------------------------------------------------------------------------
- * fa_session_run: a ring of frames passed from the caller's thread (reading) to a tracking
- * thread and back (features, AUs, the done callback). The tracker's pool workers are the only
- * other threads: on two cores, a separate reading thread only made one more thread to share
- * them. */
+ * fa_session_run: a ring of frames, read (in order, by whichever of the two threads is free
+ * first), tracked on a thread of the session's, then finished on the calling thread (features,
+ * AUs, the done callback). The tracker's pool workers are the only other threads: on two cores,
+ * a thread of its own for reading only made one more thread to share them, and the tracker
+ * waited for frames while the calling thread was busy. */
 
 /* One frame being tracked, one being read or finished, one tracked or read ahead: a fourth slot
  * measured no faster on two cores and cost 1.2 MB of peak memory. */
@@ -437,18 +438,11 @@ typedef struct ring {
     pthread_mutex_t lock;
     pthread_cond_t changed;
     int stopping;
+    long next_read; /* the frame the next read fills */
+    int reading;    /* a thread is reading next_read */
+    int read_ended; /* a read failed or found the end: no more reads */
     slot_t slots[RING_SLOTS];
 } ring_t;
-
-/* Waits until slot is in state (returns 1) or the run is stopping (returns 0). */
-static int wait_for(ring_t *ring, slot_t *slot, slot_state_t state)
-{
-    pthread_mutex_lock(&ring->lock);
-    while (slot->state != state && !ring->stopping) pthread_cond_wait(&ring->changed, &ring->lock);
-    int ready = slot->state == state;
-    pthread_mutex_unlock(&ring->lock);
-    return ready;
-}
 
 static void hand_on(ring_t *ring, slot_t *slot, slot_state_t state)
 {
@@ -458,10 +452,20 @@ static void hand_on(ring_t *ring, slot_t *slot, slot_state_t state)
     pthread_mutex_unlock(&ring->lock);
 }
 
-/* Reads the next frame into a free slot (and its gray versions for the tracker), then hands the
- * slot to the tracker; returns the read's status. */
-static fa_status read_into(ring_t *ring, slot_t *slot)
+/* With the lock held: whether the next frame can be read now (no one reading, its slot free). */
+static int read_due(const ring_t *ring)
 {
+    return !ring->read_ended && !ring->reading &&
+           ring->slots[ring->next_read % RING_SLOTS].state == SLOT_FREE;
+}
+
+/* With the lock held and read_due: reads the next frame (and its gray versions for the tracker)
+ * without the lock, then hands the slot to the tracker. */
+static void read_next(ring_t *ring)
+{
+    slot_t *slot = &ring->slots[ring->next_read % RING_SLOTS];
+    ring->reading = 1;
+    pthread_mutex_unlock(&ring->lock);
     slot->input.has_landmarks = 0;
     fa_status status = ring->read(ring->read_context, &slot->input, &slot->error);
     if (status == FA_OK) status = check_frame(&slot->input.image, &slot->error);
@@ -469,8 +473,12 @@ static fa_status read_into(ring_t *ring, slot_t *slot)
     if (slot->is_prepared)
         status = fa_tracker_frame_prepare(&slot->prepared, &slot->input.image, &slot->error);
     slot->status = status;
-    hand_on(ring, slot, SLOT_READ); /* the slot is the tracker's from here */
-    return status;
+    pthread_mutex_lock(&ring->lock);
+    slot->state = SLOT_READ; /* the slot is the tracker's from here */
+    ring->reading = 0;
+    ring->next_read++;
+    ring->read_ended = status != FA_OK;
+    pthread_cond_broadcast(&ring->changed);
 }
 
 static void *tracker_main(void *argument)
@@ -478,7 +486,16 @@ static void *tracker_main(void *argument)
     ring_t *ring = argument;
     for (long n = 0;; n++) {
         slot_t *slot = &ring->slots[n % RING_SLOTS];
-        if (!wait_for(ring, slot, SLOT_READ)) break;
+        pthread_mutex_lock(&ring->lock);
+        while (slot->state != SLOT_READ && !ring->stopping) {
+            if (read_due(ring))
+                read_next(ring); /* rather than wait for the calling thread to do it */
+            else
+                pthread_cond_wait(&ring->changed, &ring->lock);
+        }
+        int ready = slot->state == SLOT_READ;
+        pthread_mutex_unlock(&ring->lock);
+        if (!ready) break;
         if (slot->status == FA_OK)
             slot->status = session_track(ring->session, &slot->input.image,
                                          slot->is_prepared ? &slot->prepared : NULL,
@@ -528,43 +545,28 @@ fa_status fa_session_run(fa_session_t *session, fa_read_frame_fn read, void *rea
     if (status == FA_OK) have_tracker = pthread_create(&tracker, NULL, tracker_main, ring) == 0;
     if (status == FA_OK && !have_tracker)
         status = fa_error_set(error, FA_ERROR_NO_MEMORY, "cannot start the run's threads");
-    /* This thread reads frames and finishes tracked ones: finishing first while the tracker has
-     * a frame waiting (that frees a slot), reading first when it has none (it would idle). */
-    long next_read = 0, next_done = 0;
-    int reading = 1;
-    while (status == FA_OK) {
-        slot_t *to_read = &ring->slots[next_read % RING_SLOTS];
-        slot_t *to_finish = &ring->slots[next_done % RING_SLOTS];
+    /* This thread finishes tracked frames in order and reads when it has nothing to finish. */
+    for (long next_done = 0; status == FA_OK; next_done++) {
+        slot_t *slot = &ring->slots[next_done % RING_SLOTS];
         pthread_mutex_lock(&ring->lock);
-        for (;;) {
-            int can_read = reading && to_read->state == SLOT_FREE;
-            int can_finish = to_finish->state == SLOT_TRACKED;
-            if (can_read || can_finish) break;
-            pthread_cond_wait(&ring->changed, &ring->lock);
+        while (slot->state != SLOT_TRACKED) {
+            if (read_due(ring))
+                read_next(ring);
+            else
+                pthread_cond_wait(&ring->changed, &ring->lock);
         }
-        int tracker_fed = next_read > next_done + 1 &&
-                          ring->slots[(next_read - 1) % RING_SLOTS].state == SLOT_READ;
-        int finish = to_finish->state == SLOT_TRACKED &&
-                     (tracker_fed || !reading || to_read->state != SLOT_FREE);
         pthread_mutex_unlock(&ring->lock);
-        if (!finish) {
-            reading = read_into(ring, to_read) == FA_OK;
-            next_read++;
-            continue;
-        }
-        status = to_finish->status;
+        status = slot->status;
         if (status == FA_OK)
-            status = session_features(session, &to_finish->input.image, &to_finish->tracked,
-                                      &to_finish->result, &to_finish->error);
+            status = session_features(session, &slot->input.image, &slot->tracked, &slot->result,
+                                      &slot->error);
         if (status == FA_OK)
-            status = done(done_context, &to_finish->input.image, &to_finish->result,
-                          &to_finish->error);
+            status = done(done_context, &slot->input.image, &slot->result, &slot->error);
         if (status != FA_OK) {
-            if (error) *error = to_finish->error;
+            if (error) *error = slot->error;
             break;
         }
-        hand_on(ring, to_finish, SLOT_FREE);
-        next_done++;
+        hand_on(ring, slot, SLOT_FREE);
     }
     pthread_mutex_lock(&ring->lock);
     ring->stopping = 1;
