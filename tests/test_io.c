@@ -140,7 +140,12 @@ static void test_still_images(void)
  * on the extremes (all 0, all 255). */
 static void check_gray_kernels(void)
 {
-    static const int widths[] = {1, 2, 15, 16, 17, 31, 33, 640, 641};
+    static const int widths[] = {1, 2, 15, 16, 17, 31, 33, 63, 64, 65, 127, 128, 129, 640, 641};
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_cpu_init();
+    int have_ssse3 = __builtin_cpu_supports("ssse3");
+    int have_vbmi = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512bw");
+#endif
     unsigned seed = 7;
     int differing = 0;
     for (size_t w = 0; w < sizeof widths / sizeof *widths; w++) {
@@ -157,6 +162,17 @@ static void check_gray_kernels(void)
             fa_image_bgr_to_gray(&bgr, &fast);
             fa_image_bgr_to_gray_reference(&bgr, &reference);
             differing += memcmp(fast.data, reference.data, (size_t)(width * height)) != 0;
+#if defined(__x86_64__) || defined(__i386__)
+            /* each kernel, not only the one this CPU gets */
+            if (have_ssse3) {
+                fa_image_bgr_to_gray_with(&bgr, &fast, fa_gray_row_ssse3);
+                differing += memcmp(fast.data, reference.data, (size_t)(width * height)) != 0;
+            }
+            if (have_vbmi) {
+                fa_image_bgr_to_gray_with(&bgr, &fast, fa_gray_row_vbmi);
+                differing += memcmp(fast.data, reference.data, (size_t)(width * height)) != 0;
+            }
+#endif
             fa_image_release(&bgr);
             fa_image_release(&fast);
             fa_image_release(&reference);

@@ -18,6 +18,14 @@ void fa_image_bgr_to_gray(const fa_image_t *bgr, fa_image_t *gray);
 /* The same, one pixel at a time in plain C (what the SIMD path is tested against). */
 void fa_image_bgr_to_gray_reference(const fa_image_t *bgr, fa_image_t *gray);
 
+/* A SIMD row kernel: converts a prefix of the row (whole vectors) and returns its length. Only
+ * on x86, and only where the CPU has the instructions (SSSE3; AVX-512 BW and VBMI). */
+typedef int (*fa_gray_row_fn)(const uint8_t *bgr, uint8_t *gray, int width);
+int fa_gray_row_ssse3(const uint8_t *bgr, uint8_t *gray, int width);
+int fa_gray_row_vbmi(const uint8_t *bgr, uint8_t *gray, int width);
+/* The conversion with a given row kernel (the rest of each row in plain C). */
+void fa_image_bgr_to_gray_with(const fa_image_t *bgr, fa_image_t *gray, fa_gray_row_fn row);
+
 void fa_image_fill(fa_image_t *image, uint8_t value);
 
 /* EXIF orientations (1 = as stored; 2 mirrored; 3 rotated 180 degrees; 4 flipped; 5 transposed;
