@@ -241,6 +241,59 @@ static void test_mask_triangle(void)
     fa_image_release(&image);
 }
 
+/* The eight-column mask against the pixel-by-pixel one, byte for byte: faces of every size,
+ * angle and position (partly outside the image too), and degenerate landmark sets (random
+ * points, coincident and collinear points, NaN, huge values). */
+static void test_mask_kernels(const fa_pdm_t *pdm, const fa_triangulation_t *triangulation)
+{
+    enum { SIDE = 112, TRIALS = 3000 };
+    fa_image_t fast, reference;
+    CHECK_OK(fa_image_allocate(&fast, SIDE, SIDE, 3, NULL));
+    CHECK_OK(fa_image_allocate(&reference, SIDE, SIDE, 3, NULL));
+    const float identity[6] = {1, 0, 0, 0, 1, 0};
+    float landmarks[2 * 68], local[FA_NUM_PDM_MODES] = {0};
+    int differing = 0;
+    long kept = 0, zeroed = 0;
+    for (int trial = 0; trial < TRIALS; trial++) {
+        const int kind = trial % 6;
+        const float global[6] = {(float)(0.2 + random_uniform(0, 1) * 1.2),
+                                 (float)((random_uniform(0, 1) - 0.5) * 0.6),
+                                 (float)((random_uniform(0, 1) - 0.5) * 1.2),
+                                 (float)((random_uniform(0, 1) - 0.5) * 1.5),
+                                 (float)(random_uniform(0, 1) * 140 - 14),
+                                 (float)(random_uniform(0, 1) * 140 - 14)};
+        for (int j = 0; j < FA_NUM_PDM_MODES; j++)
+            local[j] = (float)((random_uniform(0, 1) - 0.5) * 2 * sqrt(pdm->eigenvalues[j]));
+        fa_pdm_shape_2d(pdm, global, local, landmarks);
+        for (int i = 0; i < 68; i++) {
+            float *x = &landmarks[i], *y = &landmarks[68 + i];
+            if (kind == 1) *x = (float)random_uniform(-20, 130), *y = (float)random_uniform(-20, 130);
+            if (kind == 2) *x = (float)(10 + 30 * (i % 3)), *y = (float)(20 + 40 * (i % 2));
+            if (kind == 3) *y = 0.5f * *x + 3; /* all on one line */
+            if (kind == 4 && i % 17 == 0) *x = NAN;
+            if (kind == 5 && i % 11 == 0) *y = i % 2 ? 1e30f : -1e30f;
+        }
+        const double sim_scale = trial % 2 ? 0.7 : random_uniform(0, 1);
+        fa_image_fill(&fast, 255);
+        fa_image_fill(&reference, 255);
+        fa_align_apply_mask(&fast, landmarks, 68, identity, triangulation, sim_scale);
+        fa_align_apply_mask_reference(&reference, landmarks, 68, identity, triangulation,
+                                      sim_scale);
+        differing += memcmp(fast.data, reference.data, (size_t)SIDE * fast.stride) != 0;
+        for (int i = 0; i < SIDE * SIDE; i++) {
+            kept += reference.data[3 * i] != 0;
+            zeroed += reference.data[3 * i] == 0;
+        }
+    }
+    CHECK(differing == 0, "the fast mask differs from the pixel-by-pixel one in %d of %d faces",
+          differing, TRIALS);
+    CHECK(kept > 0 && zeroed > 0, "masks kept %ld and zeroed %ld pixels", kept, zeroed);
+    printf("mask: fast equals pixel-by-pixel in %d faces (%.0f%% of pixels kept)\n", TRIALS,
+           100.0 * kept / (kept + zeroed));
+    fa_image_release(&fast);
+    fa_image_release(&reference);
+}
+
 /* ----------------------------------------------------------------------------------------- */
 /* Golden: OpenFace's aligned BMPs. */
 
@@ -458,6 +511,7 @@ int main(void)
         test_shared_path("models/openface/AU_predictors/tris_68_full.txt"), &triangulation, &error);
     CHECK(status == FA_OK, "triangulation: %s", error.message);
     CHECK(triangulation.count == 111, "%d triangles", triangulation.count);
+    if (status == FA_OK && pdm.mean_shape) test_mask_kernels(&pdm, &triangulation);
     if (status == FA_OK && pdm.mean_shape) test_golden(&pdm, &triangulation);
     fa_pdm_release(&pdm);
     fa_triangulation_release(&triangulation);

@@ -131,21 +131,73 @@ static void zero_pixel(fa_image_t *image, int x, int y)
            (size_t)image->channels);
 }
 
-void fa_align_apply_mask(fa_image_t *image, const float *landmarks, int point_count,
-                         const float warp[6], const fa_triangulation_t *triangulation,
-                         double sim_scale)
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define FA_MASK_AVX2 1
+
+/* same_side for eight points (x0 + lane, y0) against one line: the point-independent terms
+ * computed once in float exactly as same_side computes them, the rest lane by lane with the
+ * same operations (no FMA). */
+__attribute__((target("avx2"))) static __m256 same_side_8(__m256 x0, float y0, float x1, float y1,
+                                                         float x2, float y2, float x3, float y3)
 {
-    float x[FA_ALIGN_MAX_POINTS], y[FA_ALIGN_MAX_POINTS];
-    triangle_t triangles[FA_ALIGN_MAX_TRIANGLES];
-    int candidates[FA_ALIGN_MAX_TRIANGLES];
-    mask_points(landmarks, point_count, warp, sim_scale, x, y);
-    for (int t = 0; t < triangulation->count; t++) {
-        for (int k = 0; k < 3; k++) {
-            triangles[t].x[k] = x[triangulation->vertices[t][k]];
-            triangles[t].y[k] = y[triangulation->vertices[t][k]];
-        }
-        set_bounds(&triangles[t]);
+    const float row_term = (x3 - x2) * (y0 - y2);
+    const float y = (x3 - x2) * (y1 - y2) - (x1 - x2) * (y3 - y2);
+    __m256 column_term = _mm256_mul_ps(_mm256_sub_ps(x0, _mm256_set1_ps(x2)),
+                                       _mm256_set1_ps(y3 - y2));
+    __m256 x = _mm256_sub_ps(_mm256_set1_ps(row_term), column_term);
+    return _mm256_cmp_ps(_mm256_mul_ps(x, _mm256_set1_ps(y)), _mm256_setzero_ps(), _CMP_GE_OQ);
+}
+
+/* Bit l set when point_in_triangle(column + l, y0, t). */
+__attribute__((target("avx2"))) static int in_triangle_8(int column, float y0, const triangle_t *t)
+{
+    const __m256 x0 = _mm256_add_ps(_mm256_set1_ps((float)column),
+                                    _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7));
+    __m256 inside = same_side_8(x0, y0, t->x[0], t->y[0], t->x[1], t->y[1], t->x[2], t->y[2]);
+    inside = _mm256_and_ps(inside, same_side_8(x0, y0, t->x[1], t->y[1], t->x[0], t->y[0],
+                                               t->x[2], t->y[2]));
+    inside = _mm256_and_ps(inside, same_side_8(x0, y0, t->x[2], t->y[2], t->x[0], t->y[0],
+                                               t->x[1], t->y[1]));
+    return _mm256_movemask_ps(inside);
+}
+
+/* Bit l set when find_triangle(column + l, y0, ..., guess -1) would find a triangle: some
+ * candidate whose x range holds the column (NaN bounds hold every column, as find_triangle
+ * never skips them) has the point inside. */
+__attribute__((target("avx2"))) static int in_candidates_8(int column, float y0,
+                                                          const triangle_t *triangles,
+                                                          const int *candidates,
+                                                          int candidate_count)
+{
+    const __m256 x0 = _mm256_add_ps(_mm256_set1_ps((float)column),
+                                    _mm256_setr_ps(0, 1, 2, 3, 4, 5, 6, 7));
+    int found = 0;
+    for (int c = 0; c < candidate_count; c++) {
+        const triangle_t *t = &triangles[candidates[c]];
+        if (t->max_x < (float)column || t->min_x > (float)(column + 7)) continue;
+        __m256 skipped = _mm256_or_ps(_mm256_cmp_ps(_mm256_set1_ps(t->max_x), x0, _CMP_LT_OQ),
+                                      _mm256_cmp_ps(_mm256_set1_ps(t->min_x), x0, _CMP_GT_OQ));
+        found |= in_triangle_8(column, y0, t) & ~_mm256_movemask_ps(skipped);
+        if (found == 0xff) break;
     }
+    return found;
+}
+
+static int have_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2");
+}
+#endif
+
+/* PAW's per-pixel search over the image, with `vectors` set: while a guess is held, eight
+ * columns at a time are tested against it. A column inside the guess is exactly the scalar
+ * search's first outcome (it returns the guess, which stays), so the scalar search only runs
+ * from the first column outside it. */
+static void mask_rows(fa_image_t *image, const triangle_t *triangles, int count, int vectors)
+{
+    int candidates[FA_ALIGN_MAX_TRIANGLES];
     int guess = -1;
     for (int row = 0; row < image->height; row++) {
         const float y0 = (float)row;
@@ -153,7 +205,7 @@ void fa_align_apply_mask(fa_image_t *image, const float *landmarks, int point_co
         /* left of every candidate's x range or right of it, a pixel can only be found through the
            guess; NaN bounds (never skipped by find_triangle) turn this shortcut off */
         float left = INFINITY, right = -INFINITY;
-        for (int t = 0; t < triangulation->count; t++)
+        for (int t = 0; t < count; t++)
             if (!(triangles[t].max_y < y0 || triangles[t].min_y > y0)) {
                 candidates[candidate_count++] = t;
                 if (isnan(triangles[t].min_x) || isnan(triangles[t].max_x))
@@ -162,6 +214,30 @@ void fa_align_apply_mask(fa_image_t *image, const float *landmarks, int point_co
                 right = fmaxf(right, triangles[t].max_x);
             }
         for (int column = 0; column < image->width; column++) {
+#ifdef FA_MASK_AVX2
+            if (vectors && guess != -1 && column + 8 <= image->width) {
+                int inside = in_triangle_8(column, y0, &triangles[guess]);
+                if (inside == 0xff) {
+                    column += 7;
+                    continue;
+                }
+                column += __builtin_ctz((unsigned)~inside); /* the first column outside */
+            } else if (vectors && column + 8 <= image->width) {
+                /* No guess: columns that no candidate holds are zeroed and keep it so. */
+                int found =
+                    in_candidates_8(column, y0, triangles, candidates, candidate_count);
+                int outside = found ? __builtin_ctz((unsigned)found) : 8;
+                for (int k = 0; k < outside; k++)
+                    zero_pixel(image, column + k, row);
+                if (outside == 8) {
+                    column += 7;
+                    continue;
+                }
+                column += outside; /* the first column a candidate holds */
+            }
+#else
+            (void)vectors;
+#endif
             const float x0 = (float)column;
             if (guess == -1 && (x0 < left || x0 > right))
                 guess = -1;
@@ -170,6 +246,42 @@ void fa_align_apply_mask(fa_image_t *image, const float *landmarks, int point_co
             if (guess == -1) zero_pixel(image, column, row);
         }
     }
+}
+
+static void apply_mask(fa_image_t *image, const float *landmarks, int point_count,
+                       const float warp[6], const fa_triangulation_t *triangulation,
+                       double sim_scale, int vectors)
+{
+    float x[FA_ALIGN_MAX_POINTS], y[FA_ALIGN_MAX_POINTS];
+    triangle_t triangles[FA_ALIGN_MAX_TRIANGLES];
+    mask_points(landmarks, point_count, warp, sim_scale, x, y);
+    for (int t = 0; t < triangulation->count; t++) {
+        for (int k = 0; k < 3; k++) {
+            triangles[t].x[k] = x[triangulation->vertices[t][k]];
+            triangles[t].y[k] = y[triangulation->vertices[t][k]];
+        }
+        set_bounds(&triangles[t]);
+    }
+    mask_rows(image, triangles, triangulation->count, vectors);
+}
+
+void fa_align_apply_mask(fa_image_t *image, const float *landmarks, int point_count,
+                         const float warp[6], const fa_triangulation_t *triangulation,
+                         double sim_scale)
+{
+#ifdef FA_MASK_AVX2
+    const int vectors = have_avx2();
+#else
+    const int vectors = 0;
+#endif
+    apply_mask(image, landmarks, point_count, warp, triangulation, sim_scale, vectors);
+}
+
+void fa_align_apply_mask_reference(fa_image_t *image, const float *landmarks, int point_count,
+                                   const float warp[6], const fa_triangulation_t *triangulation,
+                                   double sim_scale)
+{
+    apply_mask(image, landmarks, point_count, warp, triangulation, sim_scale, 0);
 }
 
 /* ------------------------------------------------------------------------------------------- */
