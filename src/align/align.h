@@ -59,6 +59,9 @@ void fa_align_svd_2x2(const float a[4], float w[2], float u[4], float vt[4]);
  * frame and out have the same channel count, or frame is BGR and out gray (converted per
  * pixel after interpolation). */
 void fa_warp_affine(const fa_image_t *frame, const float forward[6], fa_image_t *out);
+/* The same one pixel at a time (fa_warp_affine takes eight BGR pixels at once where the CPU has
+ * AVX2; the results are the same bytes). */
+void fa_warp_affine_reference(const fa_image_t *frame, const float forward[6], fa_image_t *out);
 /* The inverse map warpAffine computes from a forward float matrix (in double). */
 void fa_warp_inverse(const float forward[6], double inverse[6]);
 
