@@ -712,24 +712,71 @@ static void fit_jacobian(const fit_t *fit, const float global[6], float *jacobia
 /* The right-hand side J^T r - Λ p_local. J^T r is cv::gemm with a one-column B: double sums in
  * four interleaved accumulators. The regularisation is a gemm with C = the gradient, beta = 1,
  * alpha = -1: one rounding of the double difference. */
-static void fit_gradient(const fit_t *fit, const float *jacobian, const float *residual,
-                         const float *regularisation, const float *local, float *gradient) {
-    int rows = 2 * fit->count, columns = 6 + fit->m;
-    for (int j = 0; j < columns; j++) {
-        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+#if FA_PDM_X86
+/* J^T r for columns [0, columns & ~3): four columns a vector, each lane the plain loop's four
+ * double accumulators with its operations (a multiply, then an add). */
+__attribute__((target("avx2"))) static int gradient_sums_avx2(const float *jacobian,
+                                                             const float *residual, int rows,
+                                                             int columns, float *gradient) {
+    int j = 0;
+    for (; j + 4 <= columns; j += 4) {
+        __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+        const float *column = jacobian + j;
         int k = 0;
         for (; k + 4 <= rows; k += 4) {
-            s0 += (double)jacobian[(size_t)k * columns + j] * residual[k];
-            s1 += (double)jacobian[(size_t)(k + 1) * columns + j] * residual[k + 1];
-            s2 += (double)jacobian[(size_t)(k + 2) * columns + j] * residual[k + 2];
-            s3 += (double)jacobian[(size_t)(k + 3) * columns + j] * residual[k + 3];
+#define TERM(t) \
+    _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(column + (size_t)(k + (t)) * columns)), \
+                  _mm256_set1_pd((double)residual[k + (t)]))
+            s0 = _mm256_add_pd(s0, TERM(0));
+            s1 = _mm256_add_pd(s1, TERM(1));
+            s2 = _mm256_add_pd(s2, TERM(2));
+            s3 = _mm256_add_pd(s3, TERM(3));
         }
         for (; k < rows; k++)
-            s0 += (double)jacobian[(size_t)k * columns + j] * residual[k];
-        gradient[j] = (float)(s0 + s1 + s2 + s3);
+            s0 = _mm256_add_pd(s0, TERM(0));
+#undef TERM
+        __m256d sum = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(s0, s1), s2), s3);
+        _mm_storeu_ps(gradient + j, _mm256_cvtpd_ps(sum));
     }
-    for (int j = 0; j < fit->m; j++)
-        gradient[6 + j] = (float)((double)regularisation[j] * local[j] * -1.0 + gradient[6 + j]);
+    return j;
+}
+#endif
+
+/* J^T r for one column, in the plain loop's order. */
+static float gradient_sum(const float *jacobian, const float *residual, int rows, int columns,
+                          int j) {
+    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+    int k = 0;
+    for (; k + 4 <= rows; k += 4) {
+        s0 += (double)jacobian[(size_t)k * columns + j] * residual[k];
+        s1 += (double)jacobian[(size_t)(k + 1) * columns + j] * residual[k + 1];
+        s2 += (double)jacobian[(size_t)(k + 2) * columns + j] * residual[k + 2];
+        s3 += (double)jacobian[(size_t)(k + 3) * columns + j] * residual[k + 3];
+    }
+    for (; k < rows; k++)
+        s0 += (double)jacobian[(size_t)k * columns + j] * residual[k];
+    return (float)(s0 + s1 + s2 + s3);
+}
+
+static void fit_gradient_with(const fit_t *fit, const float *jacobian, const float *residual,
+                              const float *regularisation, const float *local, int vectors,
+                              float *gradient) {
+    int rows = 2 * fit->count, columns = 6 + fit->m, j = 0;
+#if FA_PDM_X86
+    if (vectors) j = gradient_sums_avx2(jacobian, residual, rows, columns, gradient);
+#else
+    (void)vectors;
+#endif
+    for (; j < columns; j++)
+        gradient[j] = gradient_sum(jacobian, residual, rows, columns, j);
+    for (int j2 = 0; j2 < fit->m; j2++)
+        gradient[6 + j2] =
+            (float)((double)regularisation[j2] * local[j2] * -1.0 + gradient[6 + j2]);
+}
+
+static void fit_gradient(const fit_t *fit, const float *jacobian, const float *residual,
+                         const float *regularisation, const float *local, float *gradient) {
+    fit_gradient_with(fit, jacobian, residual, regularisation, local, cpu_has_fma(), gradient);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1373,6 +1420,15 @@ void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *
     fit.count = rows / 2;
     fit.m = columns - 6;
     fit_gradient(&fit, weighted, residual, regularisation, params_local, gradient);
+}
+
+void fa_pdm_gradient_reference(const float *weighted, int rows, int columns,
+                               const float *residual, const float *regularisation,
+                               const float *params_local, float *gradient) {
+    fit_t fit;
+    fit.count = rows / 2;
+    fit.m = columns - 6;
+    fit_gradient_with(&fit, weighted, residual, regularisation, params_local, 0, gradient);
 }
 
 void fa_pdm_hessian_reference(const float *jacobian, const float *weighted, int rows, int columns,

@@ -75,6 +75,10 @@ void fa_pdm_jacobian(const fa_pdm_t *pdm, const float params_global[6], const fl
  * columns - 6 non-rigid entries. weighted is rows x columns. */
 void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *residual,
                      const float *regularisation, const float *params_local, float *gradient);
+/* The same in plain C (fa_pdm_gradient takes four columns a vector where the CPU has AVX2). */
+void fa_pdm_gradient_reference(const float *weighted, int rows, int columns,
+                               const float *residual, const float *regularisation,
+                               const float *params_local, float *gradient);
 /* jacobian^T * weighted + diag(0 x 6, regularisation) as OpenFace's sgemm has OpenBLAS sum it
  * (jacobian and weighted are rows x columns): hessian[j * columns + i] sums jacobian[k][i] *
  * weighted[k][j], sgemm's column-major C read as row-major, as cv::solve then reads it. */
