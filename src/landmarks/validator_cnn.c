@@ -49,217 +49,155 @@ void fa_validator_cnn_convolve_c(const float *input, int channels, int height, i
 
 #ifdef FA_HAVE_AVX2_KERNELS
 
-/* Sixteen outputs of row oy (two groups of eight at columns x0 and x1) for five kernels from
- * k0: each input load feeds five accumulators, each weight broadcast two. Named accumulators
- * keep everything in registers. Multiplies and adds stay separate (no FMA), in the C kernel's
- * order, so the results equal the C kernel's bit for bit. */
 typedef struct conv_shape {
     int channels, height, width, kernels, kernel_height, kernel_width, out_width;
     size_t plane;
 } conv_shape_t;
 
-__attribute__((target("avx2"))) static void
-convolve_avx2_five(const conv_shape_t *s, const float *input, const float *weights,
-                   const float *bias, float *output, int oy, int x0, int x1, int k0)
-{
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0;
-    __m256 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0;
-    for (int c = 0; c < s->channels; c++) {
-        for (int kx = 0; kx < s->kernel_width; kx++) {
-            const float *tap =
-                weights +
-                (size_t)((c * s->kernel_width + kx) * s->kernel_height) * (size_t)s->kernels +
-                (size_t)k0;
-            const float *in = input +
-                              ((size_t)c * (size_t)s->height + (size_t)oy) * (size_t)s->width +
-                              (size_t)kx;
-            for (int ky = 0; ky < s->kernel_height; ky++, tap += s->kernels, in += s->width) {
-                const __m256 u = _mm256_loadu_ps(in + x0), v = _mm256_loadu_ps(in + x1);
-                __m256 w = _mm256_broadcast_ss(tap + 0);
-                a0 = _mm256_add_ps(a0, _mm256_mul_ps(u, w));
-                b0 = _mm256_add_ps(b0, _mm256_mul_ps(v, w));
-                w = _mm256_broadcast_ss(tap + 1);
-                a1 = _mm256_add_ps(a1, _mm256_mul_ps(u, w));
-                b1 = _mm256_add_ps(b1, _mm256_mul_ps(v, w));
-                w = _mm256_broadcast_ss(tap + 2);
-                a2 = _mm256_add_ps(a2, _mm256_mul_ps(u, w));
-                b2 = _mm256_add_ps(b2, _mm256_mul_ps(v, w));
-                w = _mm256_broadcast_ss(tap + 3);
-                a3 = _mm256_add_ps(a3, _mm256_mul_ps(u, w));
-                b3 = _mm256_add_ps(b3, _mm256_mul_ps(v, w));
-                w = _mm256_broadcast_ss(tap + 4);
-                a4 = _mm256_add_ps(a4, _mm256_mul_ps(u, w));
-                b4 = _mm256_add_ps(b4, _mm256_mul_ps(v, w));
-            }
-        }
-    }
-    const __m256 sums[2][5] = {{a0, a1, a2, a3, a4}, {b0, b1, b2, b3, b4}};
-    for (int j = 0; j < 5; j++) {
-        float *row = output + (size_t)(k0 + j) * s->plane + (size_t)oy * (size_t)s->out_width;
-        const __m256 b = _mm256_broadcast_ss(bias + k0 + j);
-        _mm256_storeu_ps(row + x0, _mm256_add_ps(sums[0][j], b));
-        _mm256_storeu_ps(row + x1, _mm256_add_ps(sums[1][j], b));
-    }
-}
+/* Two vectors of outputs of row oy (at columns x0 and x1) for five kernels from k0 (NAME_five)
+ * or for kernel k0 alone (NAME_one): each input load feeds five accumulators, each weight
+ * broadcast two. Named accumulators keep everything in registers. Multiplies and adds stay
+ * separate (no FMA), in the C kernel's order, so every lane equals the C kernel's bit for bit.
+ * Defined for 8-lane (AVX2) and 16-lane (AVX-512) vectors. */
+typedef void (*conv_block_fn)(const conv_shape_t *s, const float *input, const float *weights,
+                              const float *bias, float *output, int oy, int x0, int x1, int k0);
 
-/* The same for a single kernel (kernel counts that are not multiples of five). */
-__attribute__((target("avx2"))) static void
-convolve_avx2_one(const conv_shape_t *s, const float *input, const float *weights,
-                  const float *bias, float *output, int oy, int x0, int x1, int k)
-{
-    __m256 a = _mm256_setzero_ps(), b = a;
-    for (int c = 0; c < s->channels; c++) {
-        for (int kx = 0; kx < s->kernel_width; kx++) {
-            const float *tap =
-                weights +
-                (size_t)((c * s->kernel_width + kx) * s->kernel_height) * (size_t)s->kernels +
-                (size_t)k;
-            const float *in = input +
-                              ((size_t)c * (size_t)s->height + (size_t)oy) * (size_t)s->width +
-                              (size_t)kx;
-            for (int ky = 0; ky < s->kernel_height; ky++, tap += s->kernels, in += s->width) {
-                const __m256 w = _mm256_broadcast_ss(tap);
-                a = _mm256_add_ps(a, _mm256_mul_ps(_mm256_loadu_ps(in + x0), w));
-                b = _mm256_add_ps(b, _mm256_mul_ps(_mm256_loadu_ps(in + x1), w));
-            }
-        }
+#define DEFINE_CONV_BLOCKS(NAME, TARGET, VEC, SETZERO, LOADU, SET1, ADD, MUL, STOREU)              \
+    TARGET static void NAME##_five(const conv_shape_t *s, const float *input,                     \
+                                   const float *weights, const float *bias, float *output,        \
+                                   int oy, int x0, int x1, int k0)                                \
+    {                                                                                             \
+        VEC a0 = SETZERO(), a1 = a0, a2 = a0, a3 = a0, a4 = a0;                                    \
+        VEC b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0;                                          \
+        for (int c = 0; c < s->channels; c++) {                                                   \
+            for (int kx = 0; kx < s->kernel_width; kx++) {                                        \
+                const float *tap = weights +                                                      \
+                                   (size_t)((c * s->kernel_width + kx) * s->kernel_height) *      \
+                                       (size_t)s->kernels +                                       \
+                                   (size_t)k0;                                                    \
+                const float *in = input +                                                         \
+                                  ((size_t)c * (size_t)s->height + (size_t)oy) *                  \
+                                      (size_t)s->width +                                          \
+                                  (size_t)kx;                                                     \
+                for (int ky = 0; ky < s->kernel_height; ky++, tap += s->kernels, in += s->width) { \
+                    const VEC u = LOADU(in + x0), v = LOADU(in + x1);                             \
+                    VEC w = SET1(tap[0]);                                                         \
+                    a0 = ADD(a0, MUL(u, w));                                                      \
+                    b0 = ADD(b0, MUL(v, w));                                                      \
+                    w = SET1(tap[1]);                                                             \
+                    a1 = ADD(a1, MUL(u, w));                                                      \
+                    b1 = ADD(b1, MUL(v, w));                                                      \
+                    w = SET1(tap[2]);                                                             \
+                    a2 = ADD(a2, MUL(u, w));                                                      \
+                    b2 = ADD(b2, MUL(v, w));                                                      \
+                    w = SET1(tap[3]);                                                             \
+                    a3 = ADD(a3, MUL(u, w));                                                      \
+                    b3 = ADD(b3, MUL(v, w));                                                      \
+                    w = SET1(tap[4]);                                                             \
+                    a4 = ADD(a4, MUL(u, w));                                                      \
+                    b4 = ADD(b4, MUL(v, w));                                                      \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        const VEC sums[2][5] = {{a0, a1, a2, a3, a4}, {b0, b1, b2, b3, b4}};                      \
+        for (int j = 0; j < 5; j++) {                                                             \
+            float *row = output + (size_t)(k0 + j) * s->plane + (size_t)oy * (size_t)s->out_width; \
+            const VEC b = SET1(bias[k0 + j]);                                                     \
+            STOREU(row + x0, ADD(sums[0][j], b));                                                 \
+            STOREU(row + x1, ADD(sums[1][j], b));                                                 \
+        }                                                                                         \
+    }                                                                                             \
+    TARGET static void NAME##_one(const conv_shape_t *s, const float *input, const float *weights, \
+                                  const float *bias, float *output, int oy, int x0, int x1,       \
+                                  int k)                                                          \
+    {                                                                                             \
+        VEC a = SETZERO(), b = a;                                                                 \
+        for (int c = 0; c < s->channels; c++) {                                                   \
+            for (int kx = 0; kx < s->kernel_width; kx++) {                                        \
+                const float *tap = weights +                                                      \
+                                   (size_t)((c * s->kernel_width + kx) * s->kernel_height) *      \
+                                       (size_t)s->kernels +                                       \
+                                   (size_t)k;                                                     \
+                const float *in = input +                                                         \
+                                  ((size_t)c * (size_t)s->height + (size_t)oy) *                  \
+                                      (size_t)s->width +                                          \
+                                  (size_t)kx;                                                     \
+                for (int ky = 0; ky < s->kernel_height; ky++, tap += s->kernels, in += s->width) { \
+                    const VEC w = SET1(*tap);                                                     \
+                    a = ADD(a, MUL(LOADU(in + x0), w));                                           \
+                    b = ADD(b, MUL(LOADU(in + x1), w));                                           \
+                }                                                                                 \
+            }                                                                                     \
+        }                                                                                         \
+        float *row = output + (size_t)k * s->plane + (size_t)oy * (size_t)s->out_width;           \
+        const VEC bias_k = SET1(bias[k]);                                                         \
+        STOREU(row + x0, ADD(a, bias_k));                                                         \
+        STOREU(row + x1, ADD(b, bias_k));                                                         \
     }
-    float *row = output + (size_t)k * s->plane + (size_t)oy * (size_t)s->out_width;
-    const __m256 bias_k = _mm256_broadcast_ss(bias + k);
-    _mm256_storeu_ps(row + x0, _mm256_add_ps(a, bias_k));
-    _mm256_storeu_ps(row + x1, _mm256_add_ps(b, bias_k));
-}
 
-__attribute__((target("avx2"))) static void
-convolve_avx2(const float *input, int channels, int height, int width, const float *weights,
-              const float *bias, int kernels, int kernel_height, int kernel_width, float *output)
+DEFINE_CONV_BLOCKS(convolve_avx2, __attribute__((target("avx2"))), __m256, _mm256_setzero_ps,
+                   _mm256_loadu_ps, _mm256_set1_ps, _mm256_add_ps, _mm256_mul_ps,
+                   _mm256_storeu_ps)
+DEFINE_CONV_BLOCKS(convolve_wide, __attribute__((target("avx2,avx512f"))), __m512,
+                   _mm512_setzero_ps, _mm512_loadu_ps, _mm512_set1_ps, _mm512_add_ps,
+                   _mm512_mul_ps, _mm512_storeu_ps)
+
+/* Every output row in groups of two vectors (2 x lanes columns), the last group moved left to
+ * end at the row's end: overlapping outputs are simply recomputed to the same values (no scalar
+ * tail). Rows narrower than one vector take the C kernel. */
+static void convolve_groups(const float *input, int channels, int height, int width,
+                            const float *weights, const float *bias, int kernels,
+                            int kernel_height, int kernel_width, float *output, int lanes,
+                            conv_block_fn five, conv_block_fn one)
 {
     const int out_height = height - kernel_height + 1, out_width = width - kernel_width + 1;
-    if (out_width < 8) {
-        fa_validator_cnn_convolve_c(input, channels, height, width, weights, bias, kernels, kernel_height,
-                          kernel_width, output);
+    if (out_width < lanes) {
+        fa_validator_cnn_convolve_c(input, channels, height, width, weights, bias, kernels,
+                                    kernel_height, kernel_width, output);
         return;
     }
     const conv_shape_t shape = {
         channels,      height,       width,     kernels,
         kernel_height, kernel_width, out_width, (size_t)out_height * (size_t)out_width};
-    /* Groups of sixteen columns; the last group is moved left to end at the row's end, and
-     * overlapping outputs are simply recomputed to the same values (no scalar tail). */
-    const int last = out_width >= 16 ? out_width - 16 : 0;
+    const int group = 2 * lanes, last = out_width >= group ? out_width - group : 0;
     for (int oy = 0; oy < out_height; oy++) {
-        for (int ox = 0; ox < out_width; ox += 16) {
+        for (int ox = 0; ox < out_width; ox += group) {
             const int x0 = ox < last ? ox : last;
-            const int x1 = x0 + 8 <= out_width - 8 ? x0 + 8 : out_width - 8;
+            const int x1 = x0 + lanes <= out_width - lanes ? x0 + lanes : out_width - lanes;
             int k = 0;
             for (; k + 5 <= kernels; k += 5)
-                convolve_avx2_five(&shape, input, weights, bias, output, oy, x0, x1, k);
+                five(&shape, input, weights, bias, output, oy, x0, x1, k);
             for (; k < kernels; k++)
-                convolve_avx2_one(&shape, input, weights, bias, output, oy, x0, x1, k);
+                one(&shape, input, weights, bias, output, oy, x0, x1, k);
         }
     }
 }
 
-/* The AVX2 kernels' blocks with sixteen lanes a vector (AVX-512 F): the same per-lane
- * operations, so the same bits, in half the instructions. */
-#define TARGET_WIDE __attribute__((target("avx2,avx512f")))
-
-TARGET_WIDE static void convolve_wide_five(const conv_shape_t *s, const float *input,
-                                           const float *weights, const float *bias,
-                                           float *output, int oy, int x0, int x1, int k0)
+static void convolve_avx2(const float *input, int channels, int height, int width,
+                          const float *weights, const float *bias, int kernels, int kernel_height,
+                          int kernel_width, float *output)
 {
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0, a4 = a0;
-    __m512 b0 = a0, b1 = a0, b2 = a0, b3 = a0, b4 = a0;
-    for (int c = 0; c < s->channels; c++) {
-        for (int kx = 0; kx < s->kernel_width; kx++) {
-            const float *tap =
-                weights +
-                (size_t)((c * s->kernel_width + kx) * s->kernel_height) * (size_t)s->kernels +
-                (size_t)k0;
-            const float *in = input +
-                              ((size_t)c * (size_t)s->height + (size_t)oy) * (size_t)s->width +
-                              (size_t)kx;
-            for (int ky = 0; ky < s->kernel_height; ky++, tap += s->kernels, in += s->width) {
-                const __m512 u = _mm512_loadu_ps(in + x0), v = _mm512_loadu_ps(in + x1);
-                __m512 w = _mm512_set1_ps(tap[0]);
-                a0 = _mm512_add_ps(a0, _mm512_mul_ps(u, w));
-                b0 = _mm512_add_ps(b0, _mm512_mul_ps(v, w));
-                w = _mm512_set1_ps(tap[1]);
-                a1 = _mm512_add_ps(a1, _mm512_mul_ps(u, w));
-                b1 = _mm512_add_ps(b1, _mm512_mul_ps(v, w));
-                w = _mm512_set1_ps(tap[2]);
-                a2 = _mm512_add_ps(a2, _mm512_mul_ps(u, w));
-                b2 = _mm512_add_ps(b2, _mm512_mul_ps(v, w));
-                w = _mm512_set1_ps(tap[3]);
-                a3 = _mm512_add_ps(a3, _mm512_mul_ps(u, w));
-                b3 = _mm512_add_ps(b3, _mm512_mul_ps(v, w));
-                w = _mm512_set1_ps(tap[4]);
-                a4 = _mm512_add_ps(a4, _mm512_mul_ps(u, w));
-                b4 = _mm512_add_ps(b4, _mm512_mul_ps(v, w));
-            }
-        }
-    }
-    const __m512 sums[2][5] = {{a0, a1, a2, a3, a4}, {b0, b1, b2, b3, b4}};
-    for (int j = 0; j < 5; j++) {
-        float *row = output + (size_t)(k0 + j) * s->plane + (size_t)oy * (size_t)s->out_width;
-        const __m512 b = _mm512_set1_ps(bias[k0 + j]);
-        _mm512_storeu_ps(row + x0, _mm512_add_ps(sums[0][j], b));
-        _mm512_storeu_ps(row + x1, _mm512_add_ps(sums[1][j], b));
-    }
+    convolve_groups(input, channels, height, width, weights, bias, kernels, kernel_height,
+                    kernel_width, output, 8, convolve_avx2_five, convolve_avx2_one);
 }
 
-TARGET_WIDE static void convolve_wide_one(const conv_shape_t *s, const float *input,
-                                          const float *weights, const float *bias, float *output,
-                                          int oy, int x0, int x1, int k)
+/* Sixteen lanes a vector (AVX-512 F); rows narrower than sixteen take the AVX2 blocks. */
+static void convolve_wide(const float *input, int channels, int height, int width,
+                          const float *weights, const float *bias, int kernels, int kernel_height,
+                          int kernel_width, float *output)
 {
-    __m512 a = _mm512_setzero_ps(), b = a;
-    for (int c = 0; c < s->channels; c++) {
-        for (int kx = 0; kx < s->kernel_width; kx++) {
-            const float *tap =
-                weights +
-                (size_t)((c * s->kernel_width + kx) * s->kernel_height) * (size_t)s->kernels +
-                (size_t)k;
-            const float *in = input +
-                              ((size_t)c * (size_t)s->height + (size_t)oy) * (size_t)s->width +
-                              (size_t)kx;
-            for (int ky = 0; ky < s->kernel_height; ky++, tap += s->kernels, in += s->width) {
-                const __m512 w = _mm512_set1_ps(*tap);
-                a = _mm512_add_ps(a, _mm512_mul_ps(_mm512_loadu_ps(in + x0), w));
-                b = _mm512_add_ps(b, _mm512_mul_ps(_mm512_loadu_ps(in + x1), w));
-            }
-        }
-    }
-    float *row = output + (size_t)k * s->plane + (size_t)oy * (size_t)s->out_width;
-    const __m512 bias_k = _mm512_set1_ps(bias[k]);
-    _mm512_storeu_ps(row + x0, _mm512_add_ps(a, bias_k));
-    _mm512_storeu_ps(row + x1, _mm512_add_ps(b, bias_k));
-}
-
-TARGET_WIDE static void convolve_wide(const float *input, int channels, int height, int width,
-                                      const float *weights, const float *bias, int kernels,
-                                      int kernel_height, int kernel_width, float *output)
-{
-    const int out_height = height - kernel_height + 1, out_width = width - kernel_width + 1;
-    if (out_width < 16) {
+    if (width - kernel_width + 1 < 16)
         convolve_avx2(input, channels, height, width, weights, bias, kernels, kernel_height,
                       kernel_width, output);
-        return;
-    }
-    const conv_shape_t shape = {
-        channels,      height,       width,     kernels,
-        kernel_height, kernel_width, out_width, (size_t)out_height * (size_t)out_width};
-    /* Groups of 32 columns, the last moved left as in convolve_avx2. */
-    const int last = out_width >= 32 ? out_width - 32 : 0;
-    for (int oy = 0; oy < out_height; oy++) {
-        for (int ox = 0; ox < out_width; ox += 32) {
-            const int x0 = ox < last ? ox : last;
-            const int x1 = x0 + 16 <= out_width - 16 ? x0 + 16 : out_width - 16;
-            int k = 0;
-            for (; k + 5 <= kernels; k += 5)
-                convolve_wide_five(&shape, input, weights, bias, output, oy, x0, x1, k);
-            for (; k < kernels; k++)
-                convolve_wide_one(&shape, input, weights, bias, output, oy, x0, x1, k);
-        }
-    }
+    else
+        convolve_groups(input, channels, height, width, weights, bias, kernels, kernel_height,
+                        kernel_width, output, 16, convolve_wide_five, convolve_wide_one);
+}
+
+fa_validator_cnn_convolve_fn fa_validator_cnn_convolve_avx2(void)
+{
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx2") ? convolve_avx2 : NULL;
 }
 
 fa_validator_cnn_convolve_fn fa_validator_cnn_convolve_avx512(void)
@@ -267,12 +205,6 @@ fa_validator_cnn_convolve_fn fa_validator_cnn_convolve_avx512(void)
     __builtin_cpu_init();
     return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("avx512f") ? convolve_wide
                                                                                : NULL;
-}
-
-fa_validator_cnn_convolve_fn fa_validator_cnn_convolve_avx2(void)
-{
-    __builtin_cpu_init();
-    return __builtin_cpu_supports("avx2") ? convolve_avx2 : NULL;
 }
 
 #else
