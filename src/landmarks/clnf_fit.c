@@ -6,6 +6,7 @@
  * - the Jacobian, gradient, Hessian, Cholesky solve and parameter update are CalcParams'
  *   own pieces (pdm.c), since both come from PDM.cpp and cv::solve. */
 #include "landmarks/clnf_fit.h"
+#include "landmarks/clnf_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -203,14 +204,12 @@ static void transform_2x2(const float m[4], float x, float y, float *out_x, floa
 static void mean_shift_4(const fa_clnf_model_t *model, int window, const float *const maps[4],
                          const float dxs[4], const float dys[4], float shifts_x[4],
                          float shifts_y[4]) {
-    float last = window - step_size, dx[4], dy[4];
+    float dx[4], dy[4];
     float scratch[4][FA_CLNF_MAX_WINDOW * FA_CLNF_MAX_WINDOW];
     const float *kde[4];
     for (int l = 0; l < 4; l++) {
-        dx[l] = dxs[l] < 0 ? 0 : dxs[l] > last ? last : dxs[l];
-        dy[l] = dys[l] < 0 ? 0 : dys[l] > last ? last : dys[l];
-        int column = (int)(dy[l] / step_size + 0.5), row = (int)(dx[l] / step_size + 0.5);
-        kde[l] = fa_clnf_kde_row(model, window, row, column, scratch[l]);
+        dx[l] = dxs[l], dy[l] = dys[l];
+        kde[l] = fa_clnf_mean_shift_row(model, window, &dx[l], &dy[l], scratch[l]);
     }
     float mx0 = 0, my0 = 0, sum0 = 0, mx1 = 0, my1 = 0, sum1 = 0;
     float mx2 = 0, my2 = 0, sum2 = 0, mx3 = 0, my3 = 0, sum3 = 0;
@@ -231,6 +230,33 @@ static void mean_shift_4(const fa_clnf_model_t *model, int window, const float *
         shifts_x[l] = mx[l] / sum[l] - dx[l];
         shifts_y[l] = my[l] / sum[l] - dy[l];
     }
+}
+
+/* Four landmarks at a time; a short group repeats its first and drops the copies. */
+void fa_clnf_mean_shifts_reference(const fa_clnf_model_t *model, int window, const float *maps,
+                                   const int *points, int count, const float *dxs, const float *dys,
+                                   float *shifts_x, float *shifts_y) {
+    for (int first = 0; first < count; first += 4) {
+        int group = count - first < 4 ? count - first : 4;
+        const float *group_maps[4];
+        float dx[4], dy[4], sx[4], sy[4];
+        for (int l = 0; l < 4; l++) {
+            int k = points[first + (l < group ? l : 0)];
+            group_maps[l] = maps + (size_t)k * window * window;
+            dx[l] = dxs[k], dy[l] = dys[k];
+        }
+        mean_shift_4(model, window, group_maps, dx, dy, sx, sy);
+        for (int l = 0; l < group; l++) {
+            int k = points[first + l];
+            shifts_x[k] = sx[l], shifts_y[k] = sy[l];
+        }
+    }
+}
+
+fa_clnf_mean_shifts_fn fa_clnf_mean_shifts_kernel(void) {
+    if (fa_clnf_avx512_supported()) return fa_clnf_mean_shifts_avx512;
+    if (fa_clnf_avx2_supported()) return fa_clnf_mean_shifts_avx2;
+    return fa_clnf_mean_shifts_reference;
 }
 
 /* The likelihood of one landmark at (dx, dy): the response under an exact Gaussian. */
@@ -296,24 +322,11 @@ static void mean_shifts(const fa_clnf_model_t *model, const fa_clnf_responses_t 
         dys[i] = oy + half;
         shifts[i] = shifts[i + n] = 0; /* the reference-frame shift until transformed below */
     }
-    /* visible landmarks four at a time; a short group repeats its first and drops the copies */
-    int group[4], count = 0;
-    for (int i = 0; i <= n; i++) {
-        if (i < n && responses->visible[i] == 0) continue;
-        if (i < n) group[count++] = i;
-        if (count == 0 || (count < 4 && i < n)) continue;
-        const float *maps[4];
-        float dx[4], dy[4], sx[4], sy[4];
-        for (int l = 0; l < 4; l++) {
-            int k = group[l < count ? l : 0];
-            maps[l] = responses->maps + (size_t)k * window * window;
-            dx[l] = dxs[k], dy[l] = dys[k];
-        }
-        mean_shift_4(model, window, maps, dx, dy, sx, sy);
-        for (int l = 0; l < count; l++)
-            shifts[group[l]] = sx[l], shifts[group[l] + n] = sy[l];
-        count = 0;
-    }
+    int points[MAX_POINTS], count = 0;
+    for (int i = 0; i < n; i++)
+        if (responses->visible[i] != 0) points[count++] = i;
+    fa_clnf_mean_shifts_kernel()(model, window, responses->maps, points, count, dxs, dys, shifts,
+                                 shifts + n);
     for (int i = 0; i < n; i++) {
         if (responses->visible[i] == 0) continue;
         float sx = shifts[i], sy = shifts[i + n];
