@@ -342,24 +342,27 @@ static void clamp_local(const fa_clnf_model_t *model, float *local) {
     }
 }
 
-/* One iteration's Jacobians: J (rows of invisible points zeroed) and the weighted J_w. */
+/* One iteration's Jacobians at shape_3d = the shape of the local parameters: J (rows of invisible
+ * points zeroed) and the weighted J_w. */
 static void jacobians(const fa_clnf_model_t *model, const fa_clnf_responses_t *responses,
-                      const float global[6], const float *local, int rigid, const float *weights,
+                      const float global[6], const float *shape_3d, int rigid, const float *weights,
                       int weighted_nonrigid, fa_clnf_workspace_t *ws) {
     const fa_pdm_t *pdm = model->pdm;
     int n = pdm->point_count, columns = rigid ? 6 : 6 + pdm->mode_count;
-    float shape_3d[3 * MAX_POINTS];
-    fa_pdm_shape_3d(pdm, local, shape_3d);
     fa_pdm_jacobian(pdm, global, shape_3d, rigid, ws->jacobian);
     /* The rigid Jacobian is always weighted (by 1 with unit weights, which changes nothing). */
     int use_weights = rigid || weighted_nonrigid;
     for (int k = 0; k < 2 * n; k++) {
+        int point = k < n ? k : k - n;
         float *row = ws->jacobian + (size_t)k * columns, *out = ws->weighted + (size_t)k * columns;
-        int visible = responses->visible[k % n] != 0;
-        for (int c = 0; c < columns; c++) {
-            if (!visible) row[c] = 0;
-            out[c] = use_weights ? row[c] * weights[k % n] : row[c];
+        if (responses->visible[point] == 0) memset(row, 0, sizeof(float) * (size_t)columns);
+        if (!use_weights) {
+            memcpy(out, row, sizeof(float) * (size_t)columns);
+            continue;
         }
+        float weight = weights[point];
+        for (int c = 0; c < columns; c++)
+            out[c] = row[c] * weight;
     }
 }
 
@@ -374,14 +377,16 @@ float fa_clnf_nu_rlms(const fa_clnf_model_t *model, const fa_clnf_responses_t *r
         regularisation[j] = rlms->reg_factor / pdm->eigenvalues[j];
     int weighted_nonrigid = weight_matrix(responses, n, rlms->weight_factor, weights);
 
-    float shape[2 * MAX_POINTS], previous[2 * MAX_POINTS], shifts[2 * MAX_POINTS];
+    float shape_3d[3 * MAX_POINTS], shape[2 * MAX_POINTS], previous[2 * MAX_POINTS];
+    float shifts[2 * MAX_POINTS];
     float dxs[MAX_POINTS] = {0}, dys[MAX_POINTS] = {0}, delta[FA_CLNF_MAX_PARAMS];
     for (int iteration = 0; iteration < model->settings.iterations; iteration++) {
-        fa_pdm_shape_2d(pdm, params_global, params_local, shape);
+        fa_pdm_shape_3d(pdm, params_local, shape_3d);
+        fa_pdm_project(pdm, params_global, shape_3d, shape);
         if (iteration > 0 && fa_pdm_norm_difference(shape, previous, 2 * n) < 0.01) break;
         memcpy(previous, shape, (size_t)(2 * n) * sizeof *shape);
 
-        jacobians(model, responses, params_global, params_local, rlms->rigid, weights,
+        jacobians(model, responses, params_global, shape_3d, rlms->rigid, weights,
                   weighted_nonrigid, ws);
         mean_shifts(model, responses, window, shape, base_shape, shifts, dxs, dys);
         fa_pdm_gradient(ws->weighted, 2 * n, columns, shifts, regularisation, params_local, delta);

@@ -352,9 +352,15 @@ static void euler_to_rotation(const float euler[3], float r[3][3]) {
 
 void fa_pdm_shape_2d(const fa_pdm_t *pdm, const float params_global[6], const float *params_local,
                      float *landmarks) {
-    int n = pdm->point_count;
-    float shape[3 * MAX_POINTS], r[3][3];
+    float shape[3 * MAX_POINTS];
     fa_pdm_shape_3d(pdm, params_local, shape);
+    fa_pdm_project(pdm, params_global, shape, landmarks);
+}
+
+void fa_pdm_project(const fa_pdm_t *pdm, const float params_global[6], const float *shape,
+                    float *landmarks) {
+    int n = pdm->point_count;
+    float r[3][3];
     euler_to_rotation(params_global + 1, r);
     float s = params_global[0], tx = params_global[4], ty = params_global[5];
     for (int i = 0; i < n; i++) {

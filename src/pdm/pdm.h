@@ -44,6 +44,10 @@ void fa_pdm_shape_3d_points(const fa_pdm_t *pdm, const float *params_local, cons
 /* 2D landmarks (x0..x67, y0..y67) of params under weak perspective projection. */
 void fa_pdm_shape_2d(const fa_pdm_t *pdm, const float params_global[6], const float *params_local,
                      float *landmarks);
+/* The 2D landmarks of a 3D shape (fa_pdm_shape_3d's layout): fa_pdm_shape_2d is fa_pdm_shape_3d,
+ * then this. */
+void fa_pdm_project(const fa_pdm_t *pdm, const float params_global[6], const float *shape,
+                    float *landmarks);
 
 /* OpenFace's PDM::CalcParams on 2D landmarks (x0..x67, y0..y67), with all its quirks (§3.5).
  * No allocation. */
