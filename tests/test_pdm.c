@@ -303,38 +303,49 @@ static void check_hessian_kernels(void) {
            kernels_run[0], kernels_run[1], kernels_run[2]);
 }
 
-/* The vector gradient against the plain one, bit for bit, for every model shape (odd row counts
- * too) on random values of both signs and wide magnitudes. */
+/* The SIMD gradient (a column a lane) against the plain C one: the same bits for every model size
+ * and for column and row counts around the vector widths, on random values of both signs. */
 static void check_gradient_kernels(void) {
-    static const int columns_list[] = {6, 16, 38, 40, 13};
-    static const int rows_list[] = {136, 102, 56, 58, 10, 2};
+    static const int columns_list[] = {6, 16, 38, 40, 13, 1, 7, 8, 9};
+    static const int rows_list[] = {136, 102, 56, 57, 10, 3, 1};
     enum { MAX_ROWS = 136, MAX_COLUMNS = 40 };
-    static float jacobian[MAX_ROWS * MAX_COLUMNS];
+    static float weighted[MAX_ROWS * MAX_COLUMNS];
     float residual[MAX_ROWS], regularisation[MAX_COLUMNS], local[MAX_COLUMNS];
-    float fast[MAX_COLUMNS], reference[MAX_COLUMNS];
+    float fast[MAX_COLUMNS + 1], reference[MAX_COLUMNS + 1];
     unsigned seed = 777;
-    int differing = 0, cases = 0;
-    for (int trial = 0; trial < 40 * 30; trial++) {
-        int columns = columns_list[trial % 5], rows = rows_list[trial / 5 % 6];
-        for (int i = 0; i < rows * columns; i++) {
-            seed = seed * 1103515245u + 12345u;
-            jacobian[i] = ldexpf((float)(seed >> 8) / 16777216.0f - 0.5f, (int)(seed % 24) - 8);
+    int differing = 0, cases = 0, kernels_run[3] = {0};
+    for (size_t c = 0; c < sizeof columns_list / sizeof *columns_list; c++) {
+        for (size_t r = 0; r < sizeof rows_list / sizeof *rows_list; r++) {
+            int columns = columns_list[c], rows = rows_list[r];
+            for (int i = 0; i < rows * columns; i++) {
+                seed = seed * 1103515245u + 12345u;
+                weighted[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 300.0f;
+            }
+            for (int i = 0; i < rows; i++) {
+                seed = seed * 1103515245u + 12345u;
+                residual[i] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 7.0f;
+            }
+            for (int i = 0; i < columns; i++)
+                regularisation[i] = (float)(i + 1) * 0.37f, local[i] = (float)i - 2.5f;
+            reference[columns] = fast[columns] = 12345.0f; /* must stay */
+            fa_pdm_gradient_reference(weighted, rows, columns, residual, regularisation, local,
+                                      reference);
+            for (int kernel = 0; kernel < 3; kernel++) {
+                if (kernel == 0)
+                    fa_pdm_gradient(weighted, rows, columns, residual, regularisation, local, fast);
+                else if (!fa_pdm_gradient_kernel(kernel, weighted, rows, columns, residual,
+                                                 regularisation, local, fast))
+                    continue;
+                kernels_run[kernel]++;
+                differing += memcmp(fast, reference, sizeof(float) * (size_t)(columns + 1)) != 0;
+                cases++;
+            }
         }
-        for (int k = 0; k < rows; k++) {
-            seed = seed * 1103515245u + 12345u;
-            residual[k] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 10.0f;
-        }
-        for (int j = 0; j < columns; j++)
-            regularisation[j] = (float)(j + 1) * 0.37f, local[j] = (float)j * 0.5f - 7.0f;
-        fa_pdm_gradient(jacobian, rows, columns, residual, regularisation, local, fast);
-        fa_pdm_gradient_reference(jacobian, rows, columns, residual, regularisation, local,
-                                  reference);
-        differing += memcmp(fast, reference, sizeof(float) * (size_t)columns) != 0;
-        cases++;
     }
-    CHECK(differing == 0, "%d of %d gradients differ between the vector and plain C kernels",
+    CHECK(differing == 0, "%d of %d gradients differ between the SIMD and plain C kernels",
           differing, cases);
-    printf("gradient kernels compared with plain C: %d cases\n", cases);
+    printf("gradient kernels compared with plain C: dispatched %d, AVX2 %d, AVX-512 %d cases\n",
+           kernels_run[0], kernels_run[1], kernels_run[2]);
 }
 
 /* The SIMD Cholesky solve against the row-by-row one: the same solution bits (and the same
@@ -405,6 +416,41 @@ static void check_shape_kernels(const fa_pdm_t *pdm, const char *name) {
           differing);
 }
 
+/* The SIMD Jacobian against the plain C one at random parameters: the same bits, and the rigid
+ * Jacobian equal to the first six columns of the full one. */
+static void check_jacobian_kernels(const fa_pdm_t *pdm, const char *name) {
+    enum { MAX_COLUMNS = 6 + FA_PDM_MAX_MODES };
+    static float fast[2 * FA_PDM_MAX_POINTS * MAX_COLUMNS],
+        reference[2 * FA_PDM_MAX_POINTS * MAX_COLUMNS], rigid[2 * FA_PDM_MAX_POINTS * 6];
+    unsigned seed = 31;
+    int differing = 0, rigid_differing = 0, n = pdm->point_count, columns = 6 + pdm->mode_count;
+    for (int trial = 0; trial < 50; trial++) {
+        float local[FA_PDM_MAX_MODES], global[6], shape[3 * FA_PDM_MAX_POINTS];
+        for (int j = 0; j < pdm->mode_count; j++) {
+            seed = seed * 1103515245u + 12345u;
+            local[j] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * 40.0f;
+        }
+        for (int j = 0; j < 6; j++) {
+            seed = seed * 1103515245u + 12345u;
+            global[j] = ((float)(seed >> 8) / 16777216.0f - 0.5f) * (j == 0 ? 4.0f : 2.0f);
+        }
+        fa_pdm_shape_3d(pdm, local, shape);
+        fa_pdm_jacobian(pdm, global, shape, 0, fast);
+        fa_pdm_jacobian_reference(pdm, global, shape, 0, reference);
+        differing += memcmp(fast, reference, sizeof(float) * (size_t)(2 * n * columns)) != 0;
+        fa_pdm_jacobian(pdm, global, shape, 1, rigid);
+        for (int k = 0; k < 2 * n; k++)
+            rigid_differing +=
+                memcmp(rigid + 6 * k, reference + k * columns, 6 * sizeof(float)) != 0;
+        fa_pdm_jacobian_reference(pdm, global, shape, 1, fast);
+        rigid_differing += memcmp(fast, rigid, sizeof(float) * (size_t)(12 * n)) != 0;
+    }
+    CHECK(differing == 0, "%s: %d of 50 Jacobians differ between the SIMD and plain C kernels",
+          name, differing);
+    CHECK(rigid_differing == 0, "%s: rigid Jacobians differ from the full ones (%d)", name,
+          rigid_differing);
+}
+
 int main(void) {
     check_hessian_kernels();
     check_gradient_kernels();
@@ -417,6 +463,7 @@ int main(void) {
     }
     check_reader(&pdm);
     check_shape_kernels(&pdm, "68 points, 34 modes");
+    check_jacobian_kernels(&pdm, "68 points, 34 modes");
     static const char *part_pdms[2][2] = {
         {"model_inner/pdms/pdm_51_inner.txt", "inner, 51 points, 32 modes"},
         {"model_eye/pdms/pdm_28_l_eye_3D_closed.txt", "eye, 28 points, 10 modes"}};
@@ -425,7 +472,10 @@ int main(void) {
         snprintf(path, sizeof path, "%s/model/%s", test_models_dir(), part_pdms[p][0]);
         fa_pdm_t part;
         CHECK_OK(fa_pdm_load(path, &part, &error));
-        if (part.point_count) check_shape_kernels(&part, part_pdms[p][1]);
+        if (part.point_count) {
+            check_shape_kernels(&part, part_pdms[p][1]);
+            check_jacobian_kernels(&part, part_pdms[p][1]);
+        }
         fa_pdm_release(&part);
     }
     check_damaged();

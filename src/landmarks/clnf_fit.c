@@ -6,6 +6,7 @@
  * - the Jacobian, gradient, Hessian, Cholesky solve and parameter update are CalcParams'
  *   own pieces (pdm.c), since both come from PDM.cpp and cv::solve. */
 #include "landmarks/clnf_fit.h"
+#include "landmarks/clnf_kernels.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -203,14 +204,12 @@ static void transform_2x2(const float m[4], float x, float y, float *out_x, floa
 static void mean_shift_4(const fa_clnf_model_t *model, int window, const float *const maps[4],
                          const float dxs[4], const float dys[4], float shifts_x[4],
                          float shifts_y[4]) {
-    float last = window - step_size, dx[4], dy[4];
+    float dx[4], dy[4];
     float scratch[4][FA_CLNF_MAX_WINDOW * FA_CLNF_MAX_WINDOW];
     const float *kde[4];
     for (int l = 0; l < 4; l++) {
-        dx[l] = dxs[l] < 0 ? 0 : dxs[l] > last ? last : dxs[l];
-        dy[l] = dys[l] < 0 ? 0 : dys[l] > last ? last : dys[l];
-        int column = (int)(dy[l] / step_size + 0.5), row = (int)(dx[l] / step_size + 0.5);
-        kde[l] = fa_clnf_kde_row(model, window, row, column, scratch[l]);
+        dx[l] = dxs[l], dy[l] = dys[l];
+        kde[l] = fa_clnf_mean_shift_row(model, window, &dx[l], &dy[l], scratch[l]);
     }
     float mx0 = 0, my0 = 0, sum0 = 0, mx1 = 0, my1 = 0, sum1 = 0;
     float mx2 = 0, my2 = 0, sum2 = 0, mx3 = 0, my3 = 0, sum3 = 0;
@@ -231,6 +230,33 @@ static void mean_shift_4(const fa_clnf_model_t *model, int window, const float *
         shifts_x[l] = mx[l] / sum[l] - dx[l];
         shifts_y[l] = my[l] / sum[l] - dy[l];
     }
+}
+
+/* Four landmarks at a time; a short group repeats its first and drops the copies. */
+void fa_clnf_mean_shifts_reference(const fa_clnf_model_t *model, int window, const float *maps,
+                                   const int *points, int count, const float *dxs, const float *dys,
+                                   float *shifts_x, float *shifts_y) {
+    for (int first = 0; first < count; first += 4) {
+        int group = count - first < 4 ? count - first : 4;
+        const float *group_maps[4];
+        float dx[4], dy[4], sx[4], sy[4];
+        for (int l = 0; l < 4; l++) {
+            int k = points[first + (l < group ? l : 0)];
+            group_maps[l] = maps + (size_t)k * window * window;
+            dx[l] = dxs[k], dy[l] = dys[k];
+        }
+        mean_shift_4(model, window, group_maps, dx, dy, sx, sy);
+        for (int l = 0; l < group; l++) {
+            int k = points[first + l];
+            shifts_x[k] = sx[l], shifts_y[k] = sy[l];
+        }
+    }
+}
+
+fa_clnf_mean_shifts_fn fa_clnf_mean_shifts_kernel(void) {
+    if (fa_clnf_avx512_supported()) return fa_clnf_mean_shifts_avx512;
+    if (fa_clnf_avx2_supported()) return fa_clnf_mean_shifts_avx2;
+    return fa_clnf_mean_shifts_reference;
 }
 
 /* The likelihood of one landmark at (dx, dy): the response under an exact Gaussian. */
@@ -296,24 +322,11 @@ static void mean_shifts(const fa_clnf_model_t *model, const fa_clnf_responses_t 
         dys[i] = oy + half;
         shifts[i] = shifts[i + n] = 0; /* the reference-frame shift until transformed below */
     }
-    /* visible landmarks four at a time; a short group repeats its first and drops the copies */
-    int group[4], count = 0;
-    for (int i = 0; i <= n; i++) {
-        if (i < n && responses->visible[i] == 0) continue;
-        if (i < n) group[count++] = i;
-        if (count == 0 || (count < 4 && i < n)) continue;
-        const float *maps[4];
-        float dx[4], dy[4], sx[4], sy[4];
-        for (int l = 0; l < 4; l++) {
-            int k = group[l < count ? l : 0];
-            maps[l] = responses->maps + (size_t)k * window * window;
-            dx[l] = dxs[k], dy[l] = dys[k];
-        }
-        mean_shift_4(model, window, maps, dx, dy, sx, sy);
-        for (int l = 0; l < count; l++)
-            shifts[group[l]] = sx[l], shifts[group[l] + n] = sy[l];
-        count = 0;
-    }
+    int points[MAX_POINTS], count = 0;
+    for (int i = 0; i < n; i++)
+        if (responses->visible[i] != 0) points[count++] = i;
+    fa_clnf_mean_shifts_kernel()(model, window, responses->maps, points, count, dxs, dys, shifts,
+                                 shifts + n);
     for (int i = 0; i < n; i++) {
         if (responses->visible[i] == 0) continue;
         float sx = shifts[i], sy = shifts[i + n];
@@ -329,24 +342,27 @@ static void clamp_local(const fa_clnf_model_t *model, float *local) {
     }
 }
 
-/* One iteration's Jacobians: J (rows of invisible points zeroed) and the weighted J_w. */
+/* One iteration's Jacobians at shape_3d = the shape of the local parameters: J (rows of invisible
+ * points zeroed) and the weighted J_w. */
 static void jacobians(const fa_clnf_model_t *model, const fa_clnf_responses_t *responses,
-                      const float global[6], const float *local, int rigid, const float *weights,
+                      const float global[6], const float *shape_3d, int rigid, const float *weights,
                       int weighted_nonrigid, fa_clnf_workspace_t *ws) {
     const fa_pdm_t *pdm = model->pdm;
     int n = pdm->point_count, columns = rigid ? 6 : 6 + pdm->mode_count;
-    float shape_3d[3 * MAX_POINTS];
-    fa_pdm_shape_3d(pdm, local, shape_3d);
     fa_pdm_jacobian(pdm, global, shape_3d, rigid, ws->jacobian);
     /* The rigid Jacobian is always weighted (by 1 with unit weights, which changes nothing). */
     int use_weights = rigid || weighted_nonrigid;
     for (int k = 0; k < 2 * n; k++) {
+        int point = k < n ? k : k - n;
         float *row = ws->jacobian + (size_t)k * columns, *out = ws->weighted + (size_t)k * columns;
-        int visible = responses->visible[k % n] != 0;
-        for (int c = 0; c < columns; c++) {
-            if (!visible) row[c] = 0;
-            out[c] = use_weights ? row[c] * weights[k % n] : row[c];
+        if (responses->visible[point] == 0) memset(row, 0, sizeof(float) * (size_t)columns);
+        if (!use_weights) {
+            memcpy(out, row, sizeof(float) * (size_t)columns);
+            continue;
         }
+        float weight = weights[point];
+        for (int c = 0; c < columns; c++)
+            out[c] = row[c] * weight;
     }
 }
 
@@ -361,14 +377,16 @@ float fa_clnf_nu_rlms(const fa_clnf_model_t *model, const fa_clnf_responses_t *r
         regularisation[j] = rlms->reg_factor / pdm->eigenvalues[j];
     int weighted_nonrigid = weight_matrix(responses, n, rlms->weight_factor, weights);
 
-    float shape[2 * MAX_POINTS], previous[2 * MAX_POINTS], shifts[2 * MAX_POINTS];
+    float shape_3d[3 * MAX_POINTS], shape[2 * MAX_POINTS], previous[2 * MAX_POINTS];
+    float shifts[2 * MAX_POINTS];
     float dxs[MAX_POINTS] = {0}, dys[MAX_POINTS] = {0}, delta[FA_CLNF_MAX_PARAMS];
     for (int iteration = 0; iteration < model->settings.iterations; iteration++) {
-        fa_pdm_shape_2d(pdm, params_global, params_local, shape);
+        fa_pdm_shape_3d(pdm, params_local, shape_3d);
+        fa_pdm_project(pdm, params_global, shape_3d, shape);
         if (iteration > 0 && fa_pdm_norm_difference(shape, previous, 2 * n) < 0.01) break;
         memcpy(previous, shape, (size_t)(2 * n) * sizeof *shape);
 
-        jacobians(model, responses, params_global, params_local, rlms->rigid, weights,
+        jacobians(model, responses, params_global, shape_3d, rlms->rigid, weights,
                   weighted_nonrigid, ws);
         mean_shifts(model, responses, window, shape, base_shape, shifts, dxs, dys);
         fa_pdm_gradient(ws->weighted, 2 * n, columns, shifts, regularisation, params_local, delta);

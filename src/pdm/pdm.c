@@ -352,9 +352,15 @@ static void euler_to_rotation(const float euler[3], float r[3][3]) {
 
 void fa_pdm_shape_2d(const fa_pdm_t *pdm, const float params_global[6], const float *params_local,
                      float *landmarks) {
-    int n = pdm->point_count;
-    float shape[3 * MAX_POINTS], r[3][3];
+    float shape[3 * MAX_POINTS];
     fa_pdm_shape_3d(pdm, params_local, shape);
+    fa_pdm_project(pdm, params_global, shape, landmarks);
+}
+
+void fa_pdm_project(const fa_pdm_t *pdm, const float params_global[6], const float *shape,
+                    float *landmarks) {
+    int n = pdm->point_count;
+    float r[3][3];
     euler_to_rotation(params_global + 1, r);
     float s = params_global[0], tx = params_global[4], ty = params_global[5];
     for (int i = 0; i < n; i++) {
@@ -676,12 +682,51 @@ static void fit_project(const fit_t *fit, const float global[6], float *projecte
         }
 }
 
-/* PDM::ComputeJacobian (unit weights): rows x0.., then y0..; columns s, rx, ry, rz, tx, ty,
- * modes. */
-static void fit_jacobian(const fit_t *fit, const float global[6], float *jacobian) {
+/* The non-rigid columns of a point's two Jacobian rows: jx[j] = s (r0 . v_j), jy[j] = s (r1 . v_j)
+ * over the modes, v_j = (vx[j], vy[j], vz[j]), each a float sum from the left. */
+static void jacobian_modes_generic(const float r[2][3], float s, const float *vx, const float *vy,
+                                   const float *vz, int modes, float *jx, float *jy) {
+    for (int j = 0; j < modes; j++) {
+        jx[j] = s * (r[0][0] * vx[j] + r[0][1] * vy[j] + r[0][2] * vz[j]);
+        jy[j] = s * (r[1][0] * vx[j] + r[1][1] * vy[j] + r[1][2] * vz[j]);
+    }
+}
+
+#if FA_PDM_X86
+/* jacobian_modes_generic sixteen modes a vector (AVX-512), the last ones under a mask. */
+__attribute__((target("avx2,avx512f,avx512vl"))) static void
+jacobian_modes_wide(const float r[2][3], float s, const float *vx, const float *vy, const float *vz,
+                    int modes, float *jx, float *jy) {
+    __m512 scale = _mm512_set1_ps(s), r00 = _mm512_set1_ps(r[0][0]), r01 = _mm512_set1_ps(r[0][1]),
+           r02 = _mm512_set1_ps(r[0][2]), r10 = _mm512_set1_ps(r[1][0]),
+           r11 = _mm512_set1_ps(r[1][1]), r12 = _mm512_set1_ps(r[1][2]);
+    for (int j = 0; j < modes; j += 16) {
+        __mmask16 mask = (__mmask16)(modes - j >= 16 ? 0xFFFF : (1u << (modes - j)) - 1);
+        __m512 x = _mm512_maskz_loadu_ps(mask, vx + j), y = _mm512_maskz_loadu_ps(mask, vy + j),
+               z = _mm512_maskz_loadu_ps(mask, vz + j);
+        __m512 u = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(r00, x), _mm512_mul_ps(r01, y)),
+                                 _mm512_mul_ps(r02, z));
+        __m512 v = _mm512_add_ps(_mm512_add_ps(_mm512_mul_ps(r10, x), _mm512_mul_ps(r11, y)),
+                                 _mm512_mul_ps(r12, z));
+        _mm512_mask_storeu_ps(jx + j, mask, _mm512_mul_ps(scale, u));
+        _mm512_mask_storeu_ps(jy + j, mask, _mm512_mul_ps(scale, v));
+    }
+}
+#endif
+
+/* PDM::ComputeJacobian (unit weights): rows x0.., then y0..; columns s, rx, ry, rz, tx, ty, then
+ * the first `modes` modes (fit->m, or 0 for ComputeRigidJacobian). simd = 0: plain C. */
+static void fit_jacobian(const fit_t *fit, const float global[6], int modes, int simd,
+                         float *jacobian) {
     float r[3][3];
     euler_to_rotation(global + 1, r);
-    int c = fit->count, m = fit->m, columns = 6 + m;
+    int c = fit->count, m = fit->m, columns = 6 + modes;
+#if FA_PDM_X86
+    int wide = simd && modes > 0 && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512vl");
+#else
+    (void)simd;
+#endif
     float s = global[0];
     for (int i = 0; i < c; i++) {
         float x = fit->shape[i], y = fit->shape[i + c], z = fit->shape[i + 2 * c];
@@ -698,85 +743,134 @@ static void fit_jacobian(const fit_t *fit, const float global[6], float *jacobia
         jy[4] = 0.0f;
         jx[5] = 0.0f;
         jy[5] = 1.0f;
+        if (modes == 0) continue;
         int p = fit->index[i], n = fit->n;
         const float *vx = fit->pdm->components + (size_t)p * m;
         const float *vy = fit->pdm->components + (size_t)(p + n) * m;
         const float *vz = fit->pdm->components + (size_t)(p + 2 * n) * m;
-        for (int j = 0; j < m; j++) {
-            jx[6 + j] = s * (r[0][0] * vx[j] + r[0][1] * vy[j] + r[0][2] * vz[j]);
-            jy[6 + j] = s * (r[1][0] * vx[j] + r[1][1] * vy[j] + r[1][2] * vz[j]);
+#if FA_PDM_X86
+        if (wide) {
+            jacobian_modes_wide((const float(*)[3])r, s, vx, vy, vz, modes, jx + 6, jy + 6);
+            continue;
         }
+#endif
+        jacobian_modes_generic((const float(*)[3])r, s, vx, vy, vz, modes, jx + 6, jy + 6);
     }
 }
 
 /* The right-hand side J^T r - Λ p_local. J^T r is cv::gemm with a one-column B: double sums in
  * four interleaved accumulators. The regularisation is a gemm with C = the gradient, beta = 1,
  * alpha = -1: one rounding of the double difference. */
-#if FA_PDM_X86
-/* J^T r for columns [0, columns & ~3): four columns a vector, each lane the plain loop's four
- * double accumulators with its operations (a multiply, then an add). */
-__attribute__((target("avx2"))) static int gradient_sums_avx2(const float *jacobian,
-                                                             const float *residual, int rows,
-                                                             int columns, float *gradient) {
-    int j = 0;
-    for (; j + 4 <= columns; j += 4) {
-        __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
-        const float *column = jacobian + j;
+static void gradient_generic(const float *jacobian, int rows, int columns, const float *residual,
+                             float *gradient) {
+    for (int j = 0; j < columns; j++) {
+        double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
         int k = 0;
         for (; k + 4 <= rows; k += 4) {
-#define TERM(t) \
-    _mm256_mul_pd(_mm256_cvtps_pd(_mm_loadu_ps(column + (size_t)(k + (t)) * columns)), \
-                  _mm256_set1_pd((double)residual[k + (t)]))
-            s0 = _mm256_add_pd(s0, TERM(0));
-            s1 = _mm256_add_pd(s1, TERM(1));
-            s2 = _mm256_add_pd(s2, TERM(2));
-            s3 = _mm256_add_pd(s3, TERM(3));
+            s0 += (double)jacobian[(size_t)k * columns + j] * residual[k];
+            s1 += (double)jacobian[(size_t)(k + 1) * columns + j] * residual[k + 1];
+            s2 += (double)jacobian[(size_t)(k + 2) * columns + j] * residual[k + 2];
+            s3 += (double)jacobian[(size_t)(k + 3) * columns + j] * residual[k + 3];
         }
         for (; k < rows; k++)
-            s0 = _mm256_add_pd(s0, TERM(0));
-#undef TERM
-        __m256d sum = _mm256_add_pd(_mm256_add_pd(_mm256_add_pd(s0, s1), s2), s3);
-        _mm_storeu_ps(gradient + j, _mm256_cvtpd_ps(sum));
+            s0 += (double)jacobian[(size_t)k * columns + j] * residual[k];
+        gradient[j] = (float)(s0 + s1 + s2 + s3);
     }
-    return j;
-}
-#endif
-
-/* J^T r for one column, in the plain loop's order. */
-static float gradient_sum(const float *jacobian, const float *residual, int rows, int columns,
-                          int j) {
-    double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-    int k = 0;
-    for (; k + 4 <= rows; k += 4) {
-        s0 += (double)jacobian[(size_t)k * columns + j] * residual[k];
-        s1 += (double)jacobian[(size_t)(k + 1) * columns + j] * residual[k + 1];
-        s2 += (double)jacobian[(size_t)(k + 2) * columns + j] * residual[k + 2];
-        s3 += (double)jacobian[(size_t)(k + 3) * columns + j] * residual[k + 3];
-    }
-    for (; k < rows; k++)
-        s0 += (double)jacobian[(size_t)k * columns + j] * residual[k];
-    return (float)(s0 + s1 + s2 + s3);
 }
 
-static void fit_gradient_with(const fit_t *fit, const float *jacobian, const float *residual,
-                              const float *regularisation, const float *local, int vectors,
-                              float *gradient) {
-    int rows = 2 * fit->count, columns = 6 + fit->m, j = 0;
 #if FA_PDM_X86
-    if (vectors) j = gradient_sums_avx2(jacobian, residual, rows, columns, gradient);
-#else
-    (void)vectors;
+/* gradient_generic with one column a lane: eight columns a vector of doubles with AVX-512, four
+ * with AVX2 (two vectors at a time, so that eight chains overlap). */
+__attribute__((target("avx2,avx512f,avx512vl"))) static void gradient_wide(const float *jacobian,
+                                                                           int rows, int columns,
+                                                                           const float *residual,
+                                                                           float *gradient) {
+    for (int j = 0; j < columns; j += 8) {
+        __mmask8 mask = (__mmask8)(columns - j >= 8 ? 0xFF : (1u << (columns - j)) - 1);
+        const float *column = jacobian + j;
+#define GRADIENT_TERM(s, k)                                                                        \
+    s = _mm512_add_pd(                                                                             \
+        s,                                                                                         \
+        _mm512_mul_pd(_mm512_cvtps_pd(_mm256_maskz_loadu_ps(mask, column + (size_t)(k)*columns)),  \
+                      _mm512_set1_pd((double)residual[k])))
+        __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+        int k = 0;
+        for (; k + 4 <= rows; k += 4) {
+            GRADIENT_TERM(s0, k);
+            GRADIENT_TERM(s1, k + 1);
+            GRADIENT_TERM(s2, k + 2);
+            GRADIENT_TERM(s3, k + 3);
+        }
+        for (; k < rows; k++)
+            GRADIENT_TERM(s0, k);
+#undef GRADIENT_TERM
+        __m512d sum = _mm512_add_pd(_mm512_add_pd(_mm512_add_pd(s0, s1), s2), s3);
+        _mm256_mask_storeu_ps(gradient + j, mask, _mm512_cvtpd_ps(sum));
+    }
+}
+
+__attribute__((target("avx2"))) static void gradient_avx2(const float *jacobian, int rows,
+                                                          int columns, const float *residual,
+                                                          float *gradient) {
+    const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
+    for (int j = 0; j < columns; j += 8) {
+        __m128i mask_a = _mm_cmpgt_epi32(_mm_set1_epi32(columns - j), lane);
+        __m128i mask_b = _mm_cmpgt_epi32(_mm_set1_epi32(columns - j - 4), lane);
+        const float *column = jacobian + j;
+#define GRADIENT_TERM(s, t, k)                                                                     \
+    do {                                                                                           \
+        __m256d r = _mm256_set1_pd((double)residual[k]);                                           \
+        const float *row = column + (size_t)(k)*columns;                                           \
+        s = _mm256_add_pd(s, _mm256_mul_pd(_mm256_cvtps_pd(_mm_maskload_ps(row, mask_a)), r));     \
+        t = _mm256_add_pd(t, _mm256_mul_pd(_mm256_cvtps_pd(_mm_maskload_ps(row + 4, mask_b)), r)); \
+    } while (0)
+        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        __m256d b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        int k = 0;
+        for (; k + 4 <= rows; k += 4) {
+            GRADIENT_TERM(a0, b0, k);
+            GRADIENT_TERM(a1, b1, k + 1);
+            GRADIENT_TERM(a2, b2, k + 2);
+            GRADIENT_TERM(a3, b3, k + 3);
+        }
+        for (; k < rows; k++)
+            GRADIENT_TERM(a0, b0, k);
+#undef GRADIENT_TERM
+        __m128 low = _mm256_cvtpd_ps(_mm256_add_pd(_mm256_add_pd(_mm256_add_pd(a0, a1), a2), a3));
+        __m128 high = _mm256_cvtpd_ps(_mm256_add_pd(_mm256_add_pd(_mm256_add_pd(b0, b1), b2), b3));
+        _mm_maskstore_ps(gradient + j, mask_a, low);
+        _mm_maskstore_ps(gradient + j + 4, mask_b, high);
+    }
+}
 #endif
-    for (; j < columns; j++)
-        gradient[j] = gradient_sum(jacobian, residual, rows, columns, j);
-    for (int j2 = 0; j2 < fit->m; j2++)
-        gradient[6 + j2] =
-            (float)((double)regularisation[j2] * local[j2] * -1.0 + gradient[6 + j2]);
+
+/* J^T r by the widest kernel the CPU has (simd = 0: plain C). */
+static void gradient_product(const float *jacobian, int rows, int columns, const float *residual,
+                             int simd, float *gradient) {
+#if FA_PDM_X86
+    if (simd && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) {
+        gradient_wide(jacobian, rows, columns, residual, gradient);
+        return;
+    }
+    if (simd && __builtin_cpu_supports("avx2")) {
+        gradient_avx2(jacobian, rows, columns, residual, gradient);
+        return;
+    }
+#endif
+    (void)simd;
+    gradient_generic(jacobian, rows, columns, residual, gradient);
+}
+
+static void gradient_regularise(int modes, const float *regularisation, const float *local,
+                                float *gradient) {
+    for (int j = 0; j < modes; j++)
+        gradient[6 + j] = (float)((double)regularisation[j] * local[j] * -1.0 + gradient[6 + j]);
 }
 
 static void fit_gradient(const fit_t *fit, const float *jacobian, const float *residual,
                          const float *regularisation, const float *local, float *gradient) {
-    fit_gradient_with(fit, jacobian, residual, regularisation, local, cpu_has_fma(), gradient);
+    gradient_product(jacobian, 2 * fit->count, 6 + fit->m, residual, fit->fma, gradient);
+    gradient_regularise(fit->m, regularisation, local, gradient);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1371,7 +1465,7 @@ void fa_pdm_calc_params(const fa_pdm_t *pdm, const float *landmarks, float param
         fit_project(&fit, global, projected);
         for (int k = 0; k < rows; k++)
             residual[k] = fit.target[k] - projected[k];
-        fit_jacobian(&fit, global, jacobian);
+        fit_jacobian(&fit, global, fit.m, fit.fma, jacobian);
         fit_gradient(&fit, jacobian, residual, regularisation, local, delta);
         fit_hessian(&fit, jacobian, regularisation, hessian);
         cholesky_solve(hessian, columns, delta);
@@ -1396,8 +1490,8 @@ void fa_pdm_rotation_matrix(const float euler[3], float rotation[3][3]) {
     euler_to_rotation(euler, rotation);
 }
 
-void fa_pdm_jacobian(const fa_pdm_t *pdm, const float params_global[6], const float *shape_3d,
-                     int rigid, float *jacobian) {
+static void jacobian_of_all_points(const fa_pdm_t *pdm, const float params_global[6],
+                                   const float *shape_3d, int rigid, int simd, float *jacobian) {
     fit_t fit;
     fit.pdm = pdm;
     fit.n = fit.count = pdm->point_count;
@@ -1406,29 +1500,49 @@ void fa_pdm_jacobian(const fa_pdm_t *pdm, const float params_global[6], const fl
     for (int i = 0; i < fit.n; i++)
         fit.index[i] = i;
     memcpy(fit.shape, shape_3d, (size_t)(3 * fit.n) * sizeof *shape_3d);
-    fit_jacobian(&fit, params_global, jacobian);
-    if (!rigid) return;
-    int columns = 6 + fit.m; /* keep the first six columns, packed (in place, forwards) */
-    for (int k = 0; k < 2 * fit.n; k++)
-        for (int c = 0; c < 6; c++)
-            jacobian[k * 6 + c] = jacobian[k * columns + c];
+    fit_jacobian(&fit, params_global, rigid ? 0 : fit.m, simd, jacobian);
+}
+
+void fa_pdm_jacobian(const fa_pdm_t *pdm, const float params_global[6], const float *shape_3d,
+                     int rigid, float *jacobian) {
+    jacobian_of_all_points(pdm, params_global, shape_3d, rigid, 1, jacobian);
+}
+
+void fa_pdm_jacobian_reference(const fa_pdm_t *pdm, const float params_global[6],
+                               const float *shape_3d, int rigid, float *jacobian) {
+    jacobian_of_all_points(pdm, params_global, shape_3d, rigid, 0, jacobian);
 }
 
 void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *residual,
                      const float *regularisation, const float *params_local, float *gradient) {
-    fit_t fit;
-    fit.count = rows / 2;
-    fit.m = columns - 6;
-    fit_gradient(&fit, weighted, residual, regularisation, params_local, gradient);
+    gradient_product(weighted, rows, columns, residual, cpu_has_fma(), gradient);
+    gradient_regularise(columns - 6, regularisation, params_local, gradient);
 }
 
-void fa_pdm_gradient_reference(const float *weighted, int rows, int columns,
-                               const float *residual, const float *regularisation,
-                               const float *params_local, float *gradient) {
-    fit_t fit;
-    fit.count = rows / 2;
-    fit.m = columns - 6;
-    fit_gradient_with(&fit, weighted, residual, regularisation, params_local, 0, gradient);
+void fa_pdm_gradient_reference(const float *weighted, int rows, int columns, const float *residual,
+                               const float *regularisation, const float *params_local,
+                               float *gradient) {
+    gradient_product(weighted, rows, columns, residual, 0, gradient);
+    gradient_regularise(columns - 6, regularisation, params_local, gradient);
+}
+
+int fa_pdm_gradient_kernel(int kernel, const float *weighted, int rows, int columns,
+                           const float *residual, const float *regularisation,
+                           const float *params_local, float *gradient) {
+#if FA_PDM_X86
+    if (kernel == FA_PDM_HESSIAN_AVX2 && __builtin_cpu_supports("avx2")) {
+        gradient_avx2(weighted, rows, columns, residual, gradient);
+    } else if (kernel == FA_PDM_HESSIAN_WIDE && __builtin_cpu_supports("avx512f") &&
+               __builtin_cpu_supports("avx512vl")) {
+        gradient_wide(weighted, rows, columns, residual, gradient);
+    } else {
+        return 0;
+    }
+    gradient_regularise(columns - 6, regularisation, params_local, gradient);
+    return 1;
+#else
+    return 0;
+#endif
 }
 
 void fa_pdm_hessian_reference(const float *jacobian, const float *weighted, int rows, int columns,

@@ -44,6 +44,10 @@ void fa_pdm_shape_3d_points(const fa_pdm_t *pdm, const float *params_local, cons
 /* 2D landmarks (x0..x67, y0..y67) of params under weak perspective projection. */
 void fa_pdm_shape_2d(const fa_pdm_t *pdm, const float params_global[6], const float *params_local,
                      float *landmarks);
+/* The 2D landmarks of a 3D shape (fa_pdm_shape_3d's layout): fa_pdm_shape_2d is fa_pdm_shape_3d,
+ * then this. */
+void fa_pdm_project(const fa_pdm_t *pdm, const float params_global[6], const float *shape,
+                    float *landmarks);
 
 /* OpenFace's PDM::CalcParams on 2D landmarks (x0..x67, y0..y67), with all its quirks (§3.5).
  * No allocation. */
@@ -71,14 +75,23 @@ double fa_pdm_norm_difference(const float *a, const float *b, int count);
  * at shape_3d = fa_pdm_shape_3d(params_local). */
 void fa_pdm_jacobian(const fa_pdm_t *pdm, const float params_global[6], const float *shape_3d,
                      int rigid, float *jacobian);
+/* The same in plain C (what the SIMD path, sixteen modes a vector, is tested against). */
+void fa_pdm_jacobian_reference(const fa_pdm_t *pdm, const float params_global[6],
+                               const float *shape_3d, int rigid, float *jacobian);
 /* weighted^T * residual (cv::gemm), then minus regularisation[j] * params_local[j] on the
  * columns - 6 non-rigid entries. weighted is rows x columns. */
 void fa_pdm_gradient(const float *weighted, int rows, int columns, const float *residual,
                      const float *regularisation, const float *params_local, float *gradient);
-/* The same in plain C (fa_pdm_gradient takes four columns a vector where the CPU has AVX2). */
-void fa_pdm_gradient_reference(const float *weighted, int rows, int columns,
-                               const float *residual, const float *regularisation,
-                               const float *params_local, float *gradient);
+/* The same in plain C (what the SIMD path, a column a lane, is tested against). */
+void fa_pdm_gradient_reference(const float *weighted, int rows, int columns, const float *residual,
+                               const float *regularisation, const float *params_local,
+                               float *gradient);
+/* The same with one SIMD kernel, for tests: FA_PDM_HESSIAN_AVX2 (AVX2, four columns a vector) or
+ * FA_PDM_HESSIAN_WIDE (AVX-512F and VL, eight). Returns 0 when the CPU lacks it, and then
+ * computes nothing. */
+int fa_pdm_gradient_kernel(int kernel, const float *weighted, int rows, int columns,
+                           const float *residual, const float *regularisation,
+                           const float *params_local, float *gradient);
 /* jacobian^T * weighted + diag(0 x 6, regularisation) as OpenFace's sgemm has OpenBLAS sum it
  * (jacobian and weighted are rows x columns): hessian[j * columns + i] sums jacobian[k][i] *
  * weighted[k][j], sgemm's column-major C read as row-major, as cv::solve then reads it. */
