@@ -95,6 +95,22 @@ __attribute__((target("ssse3"))) int fa_gray_row_ssse3(const uint8_t *in, uint8_
     return x;
 }
 
+/* 32 pixels' gray values as 16-bit lanes (in-lane order, as the SSSE3 path's packs leave them). */
+__attribute__((target("avx512f,avx512bw"))) static inline __m512i gray_half(__m256i b, __m256i g,
+                                                                          __m256i r)
+{
+    const __m512i weights_bg = _mm512_set1_epi32(3735 | 19235 << 16);
+    const __m512i weights_r1 = _mm512_set1_epi32(9798 | 16384 << 16);
+    const __m512i one = _mm512_set1_epi16(1);
+    __m512i b16 = _mm512_cvtepu8_epi16(b), g16 = _mm512_cvtepu8_epi16(g);
+    __m512i r16 = _mm512_cvtepu8_epi16(r);
+    __m512i lo = _mm512_add_epi32(_mm512_madd_epi16(_mm512_unpacklo_epi16(b16, g16), weights_bg),
+                                  _mm512_madd_epi16(_mm512_unpacklo_epi16(r16, one), weights_r1));
+    __m512i hi = _mm512_add_epi32(_mm512_madd_epi16(_mm512_unpackhi_epi16(b16, g16), weights_bg),
+                                  _mm512_madd_epi16(_mm512_unpackhi_epi16(r16, one), weights_r1));
+    return _mm512_packs_epi32(_mm512_srli_epi32(lo, 15), _mm512_srli_epi32(hi, 15));
+}
+
 /* Sixty-four pixels at a time with AVX-512 VBMI: vpermt2b gathers each channel's bytes from the
  * 192 input bytes, then the same pmaddwd sums as above in 512-bit vectors. The in-lane unpacks and
  * packs leave the two halves' 8-pixel groups interleaved; one qword permute puts them in order. */
@@ -114,9 +130,6 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) int fa_gray_row_vbmi(cons
     __m512i index[3];
     for (int c = 0; c < 3; c++)
         index[c] = _mm512_add_epi8(_mm512_load_si512(times_three), _mm512_set1_epi8((char)c));
-    const __m512i weights_bg = _mm512_set1_epi32(3735 | 19235 << 16);
-    const __m512i weights_r1 = _mm512_set1_epi32(9798 | 16384 << 16);
-    const __m512i one = _mm512_set1_epi16(1);
     const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
     int x = 0;
     for (; x + 64 <= width; x += 64, in += 192) {
@@ -126,19 +139,12 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi"))) int fa_gray_row_vbmi(cons
         for (int c = 0; c < 3; c++)
             channel[c] = _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(v0, index[c], v1),
                                                       from_third[c], index[c], v2);
-        __m512i halves[2];
-        for (int h = 0; h < 2; h++) {
-            __m512i b16 = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(channel[0], h));
-            __m512i g16 = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(channel[1], h));
-            __m512i r16 = _mm512_cvtepu8_epi16(_mm512_extracti64x4_epi64(channel[2], h));
-            __m512i lo = _mm512_add_epi32(
-                _mm512_madd_epi16(_mm512_unpacklo_epi16(b16, g16), weights_bg),
-                _mm512_madd_epi16(_mm512_unpacklo_epi16(r16, one), weights_r1));
-            __m512i hi = _mm512_add_epi32(
-                _mm512_madd_epi16(_mm512_unpackhi_epi16(b16, g16), weights_bg),
-                _mm512_madd_epi16(_mm512_unpackhi_epi16(r16, one), weights_r1));
-            halves[h] = _mm512_packs_epi32(_mm512_srli_epi32(lo, 15), _mm512_srli_epi32(hi, 15));
-        }
+        __m512i halves[2] = {
+            gray_half(_mm512_castsi512_si256(channel[0]), _mm512_castsi512_si256(channel[1]),
+                      _mm512_castsi512_si256(channel[2])),
+            gray_half(_mm512_extracti64x4_epi64(channel[0], 1),
+                      _mm512_extracti64x4_epi64(channel[1], 1),
+                      _mm512_extracti64x4_epi64(channel[2], 1))};
         __m512i bytes = _mm512_packus_epi16(halves[0], halves[1]);
         _mm512_storeu_si512(out + x, _mm512_permutexvar_epi64(order, bytes));
     }
